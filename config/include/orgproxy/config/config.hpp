@@ -1,0 +1,159 @@
+// The validated, immutable configuration snapshot of orgproxy.
+// Parsing YAML into this model lives in load.hpp; nothing here opens a socket or touches crypto.
+// Schema reference: config/SCHEMA.md (kept current with every change).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace orgproxy::config {
+
+/// Where a value was written: file path and 1-based line and column (as yaml-cpp marks + 1).
+struct SourceMark {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  /// "file:line:col", the prefix of every diagnostic.
+  std::string str() const;
+};
+
+/// What an identity is used for (DOMAIN.md: one site has several identities, chosen by service).
+enum class Purpose { dmp, insi_auto, insi_manu, mssante, vihf_sign };
+/// Config spelling: "dmp", "insi-auto", "insi-manu", "mssante", "vihf-sign".
+std::string_view to_string(Purpose p);
+std::optional<Purpose> parse_purpose(std::string_view text);
+
+/// IGC Santé PKI an upstream belongs to; test and production trust are never mixed.
+enum class Environment { test, production };
+std::string_view to_string(Environment e);
+
+enum class TlsVersion { tls1_2, tls1_3 };
+std::string_view to_string(TlsVersion v);
+
+/// One certificate (chain file: leaf first, then intermediates) + the reference of its private key.
+struct IdentityRef {
+  std::string cert_file;  ///< PEM file, leaf then intermediates
+  std::string key;        ///< RFC 7512 `pkcs11:` URI (a PEM key file only with allow_key_files)
+  SourceMark mark;
+};
+
+/// One practice site. `id` is the full national structure identifier (type digit + identifier), kept as
+/// the exact text written and compared exactly with certificate OUs and VIHF Identifiant_Structure.
+struct Tenant {
+  std::string id;
+  std::string name;
+  std::string sector;            ///< "SA07", "SA08", "SA09", ... (may be empty)
+  std::string departement;       ///< "75", "2A", ... (may be empty)
+  std::string responsible_rpps;  ///< 11-digit RPPS (may be empty)
+  std::string legal_representative;
+  /// Identities by purpose; several per purpose allowed (renewal overlap: newest valid one wins).
+  std::map<Purpose, std::vector<IdentityRef>> identities;
+  SourceMark mark;
+};
+
+/// A named national endpoint, reached over mutual TLS.
+struct Upstream {
+  std::string name;
+  std::string url;        ///< as written, e.g. https://lps2.dmp.gouv.fr/si-dmp-server/v2/services
+  std::string host;       ///< from url; IPv6 literals without brackets
+  std::uint16_t port = 443;
+  std::string base_path;  ///< from url, without trailing '/' ("" for the root)
+  std::string sni;        ///< server name sent and verified; defaults to host unless host is an IP literal
+  std::string ca_file;    ///< PEM bundle of the IGC Santé CAs (never the system store)
+  Environment environment = Environment::production;
+  Purpose purpose = Purpose::dmp;  ///< identity purpose this upstream needs
+  TlsVersion tls_min = TlsVersion::tls1_2;
+  TlsVersion tls_max = TlsVersion::tls1_3;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds first_byte_timeout{60000};  ///< request sent → response headers
+  std::chrono::milliseconds idle_timeout{60000};        ///< pooled idle connection lifetime
+  std::size_t max_idle_per_key = 32;  ///< idle pooled connections per (tenant, identity, upstream), per worker
+  SourceMark mark;
+};
+
+/// Downstream path prefix (segment-boundary match, longest wins) → upstream.
+struct Route {
+  std::string prefix;    ///< starts with '/', no trailing '/' (except "/")
+  std::string host;      ///< optional Host to match ("" = any)
+  std::string upstream;  ///< key into Config::upstreams
+  std::uint64_t max_body_bytes = 256ull * 1024 * 1024;
+  SourceMark mark;
+};
+
+/// How a listener learns the tenant of a request (DESIGN.md "Selector").
+enum class SelectorKind { fixed, source, client_cert, header, path, vihf };
+std::string_view to_string(SelectorKind k);
+
+struct Listener {
+  std::string name;
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::vector<SelectorKind> selectors{SelectorKind::header};
+  std::string tenant_header = "X-Orgproxy-Tenant";
+  std::string fixed_tenant;  ///< for SelectorKind::fixed
+  std::chrono::milliseconds header_timeout{10000};  ///< whole request header must arrive within this
+  std::chrono::milliseconds idle_timeout{60000};    ///< keep-alive idle between requests
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_header_count = 100;
+  SourceMark mark;
+};
+
+struct Pkcs11Module {
+  std::string name;  ///< p11-kit registered module name, or a local name when `path` is set
+  std::string path;  ///< shared object path ("" = find the registered module by name)
+  SourceMark mark;
+};
+
+struct Pkcs11Settings {
+  std::vector<Pkcs11Module> modules;
+  std::string pin_file;         ///< user PIN file (trailing "\n" / "\r\n" stripped, nothing else)
+  bool allow_pin_value = false;  ///< accept `?pin-value=` in key URIs (RFC 7512 §2.3); off by default
+  bool allow_key_files = false;  ///< accept PEM key files instead of pkcs11: URIs (logged as a warning)
+  bool allow_extractable_keys = false;
+  unsigned max_concurrent_signs = 0;  ///< per token; 0 = number of worker threads
+  SourceMark mark;
+};
+
+struct Settings {
+  unsigned workers = 0;  ///< worker threads (one io_context each); 0 = hardware concurrency
+  bool require_all_identities = false;
+  std::string log_level = "info";
+  std::chrono::milliseconds shutdown_grace{10000};
+};
+
+/// The whole validated configuration. Immutable once built; shared by pointer between threads.
+struct Config {
+  std::string source_file;
+  Settings settings;
+  Pkcs11Settings pkcs11;
+  std::vector<Listener> listeners;
+  std::map<std::string, Upstream> upstreams;  ///< by name
+  std::vector<Route> routes;                  ///< sorted by prefix length, longest first
+  std::vector<Tenant> tenants;                ///< in file order
+
+  /// Tenant by exact id, or nullptr. O(1).
+  const Tenant* find_tenant(std::string_view id) const;
+  /// Upstream by name, or nullptr.
+  const Upstream* find_upstream(std::string_view name) const;
+  /// Longest route whose prefix matches `path` on a segment boundary (and `host` when the route has one),
+  /// or nullptr. `path` excludes the query string.
+  const Route* match_route(std::string_view path, std::string_view host) const;
+
+  /// Called once after construction by the loader; builds the lookup index.
+  void build_index();
+
+ private:
+  std::unordered_map<std::string_view, std::size_t> tenant_index_;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+}  // namespace orgproxy::config

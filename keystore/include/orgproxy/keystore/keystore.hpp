@@ -1,0 +1,122 @@
+// The keystore: PKCS#11 tokens (through p11-kit), identities (certificate chain + token-held key) and the
+// OpenSSL bridge that makes a TLS handshake sign inside the token. Knows nothing of config/ or daemon/:
+// it takes plain parameters.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <openssl/types.h>
+
+#include "orgproxy/keystore/ossl_ptr.hpp"
+
+namespace orgproxy::keystore {
+
+/// Raised for keystore set-up failures (module not loadable, wrong PIN, token absent at start...).
+/// Never carries a PIN.
+class KeystoreError : public std::runtime_error {
+ public:
+  KeystoreError(const std::string& what, unsigned long ckr = 0) : std::runtime_error(what), ckr_(ckr) {}
+  /// The PKCS#11 return value (CKR_*) behind the failure, 0 when not a PKCS#11 failure.
+  unsigned long ckr() const { return ckr_; }
+
+ private:
+  unsigned long ckr_;
+};
+
+/// A PKCS#11 module: a p11-kit registered module by name (path empty), or a shared object path.
+struct ModuleSpec {
+  std::string name;
+  std::string path;
+};
+
+struct KeystoreOptions {
+  std::vector<ModuleSpec> modules;
+  std::string pin_file;          ///< user PIN; one trailing "\n" or "\r\n" is stripped, nothing else
+  bool allow_pin_value = false;  ///< RFC 7512 `?pin-value=` accepted in key URIs
+  bool allow_key_files = false;  ///< PEM key files accepted instead of pkcs11: URIs (warning)
+  bool allow_extractable = false;
+  unsigned max_concurrent_signs = 0;  ///< per token; 0 = std::thread::hardware_concurrency()
+};
+
+/// What to load: one certificate chain file and the reference of its private key.
+struct IdentitySpec {
+  std::string tenant_id;  ///< expected subject OU of the leaf certificate (exact string compare)
+  std::string purpose;    ///< "dmp", "insi-auto", ... (for messages and the INSi CN rule)
+  std::string cert_file;  ///< PEM: leaf, then intermediates (any order; reordered leaf-first)
+  std::string key;        ///< RFC 7512 pkcs11: URI (or a PEM file when allowed)
+};
+
+/// A loaded identity: leaf certificate, intermediates and a private key whose operations run in the token.
+class Identity {
+ public:
+  virtual ~Identity() = default;
+  virtual const std::string& tenant_id() const = 0;
+  virtual const std::string& purpose() const = 0;
+  virtual X509* certificate() const = 0;             ///< leaf
+  virtual STACK_OF(X509) * intermediates() const = 0;  ///< leaf's issuer first; may be empty
+  /// Private key usable by OpenSSL objects made in Keystore::libctx(); cannot be exported.
+  virtual EVP_PKEY* private_key() const = 0;
+  virtual std::chrono::system_clock::time_point not_before() const = 0;
+  virtual std::chrono::system_clock::time_point not_after() const = 0;
+  virtual const std::string& subject() const = 0;     ///< RFC 2253 one-line DN
+  virtual const std::string& serial_hex() const = 0;  ///< certificate serial, upper-case hex
+  /// False while the token holding the key is absent or failing (requests get 503 identity_unavailable).
+  virtual bool usable() const = 0;
+  /// Whether the token offers RSA-PSS for this key (TLS 1.3 with RSA needs it); true for EC keys.
+  virtual bool supports_pss() const = 0;
+};
+
+using IdentityPtr = std::shared_ptr<const Identity>;
+
+/// Outcome of loading one identity: either `identity` or an `error` saying why it is unavailable
+/// (names the tenant and purpose; never a PIN).
+struct IdentityLoad {
+  IdentityPtr identity;
+  std::string error;
+};
+
+/// TLS client settings of one upstream.
+struct TlsClientOptions {
+  std::string ca_file;   ///< PEM bundle; the only trust anchors (never the system store)
+  int min_version = 0x0303;  ///< TLS1_2_VERSION
+  int max_version = 0x0304;  ///< TLS1_3_VERSION
+  std::vector<std::string> crl_files;
+};
+
+/// Owns the loaded PKCS#11 modules, logged-in token sessions, and the private OpenSSL library context
+/// in which token-backed keys (and every SSL_CTX using them) live.
+class Keystore {
+ public:
+  virtual ~Keystore() = default;
+
+  /// Loads the modules (p11-kit managed mode: CKF_OS_LOCKING_OK), opens the tokens named by later
+  /// identity URIs lazily or eagerly, reads the PIN file. Throws KeystoreError (module missing, PIN file
+  /// unreadable, wrong PIN: CKR_PIN_INCORRECT is never retried).
+  static std::shared_ptr<Keystore> open(const KeystoreOptions& options);
+
+  /// Private library context holding the default provider and orgproxy's PKCS#11 provider.
+  virtual OSSL_LIB_CTX* libctx() const = 0;
+
+  /// Loads identities with one object search per token (PKCS#11 v2.40 §5.8 C_FindObjects), checking for
+  /// each: certificate parses, subject OU == tenant_id, key found, key matches certificate, key
+  /// CKA_SENSITIVE and not CKA_EXTRACTABLE (unless allowed), INSi CN rule, validity dates.
+  /// Never throws for a bad identity: it comes back with `error` set.
+  virtual std::vector<IdentityLoad> load_identities(const std::vector<IdentitySpec>& specs) = 0;
+};
+
+/// Builds an SSL_CTX (client, in the keystore's libctx) presenting `identity` (leaf + intermediates,
+/// token-held key) and trusting only `options.ca_file`, with SSL_VERIFY_PEER and the version bounds.
+/// If the identity's token lacks RSA-PSS, TLS 1.3 is disabled and sigalgs limited to PKCS#1 v1.5.
+/// Throws KeystoreError on failure.
+SslCtxPtr make_client_context(const Keystore& keystore, const Identity& identity,
+                              const TlsClientOptions& options);
+
+/// Verifies the identity's chain (leaf + intermediates) up to a trust anchor in `ca_file` at the current
+/// time. Returns "" when it verifies, else a message naming what failed (X509_verify_cert_error_string).
+std::string verify_identity_chain(const Identity& identity, const std::string& ca_file);
+
+}  // namespace orgproxy::keystore
