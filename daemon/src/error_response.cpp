@@ -2,7 +2,6 @@
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
-#include <boost/beast/http/rfc7230.hpp>
 
 #include "orgproxy/daemon/http_rules.hpp"
 
@@ -64,16 +63,31 @@ std::string_view media_type(std::string_view content_type) {
   return trim_ows(content_type.substr(0, semi));
 }
 
-// Parameter value by name (case-insensitive name), unquoted; "" when absent.
+// Parameter value by name (case-insensitive name), unquoted; "" when absent. Hand-rolled rather than
+// Beast's param_list, which stops at the first parameter it cannot read (e.g. `start="<root@x>"`).
 std::string_view param_value(std::string_view content_type, std::string_view name) {
-  auto semi = content_type.find(';');
-  if (semi == std::string_view::npos) return {};
-  for (auto const& p : http::param_list{content_type.substr(semi)}) {
-    if (boost::beast::iequals(p.first, name)) {
-      std::string_view v = p.second;
-      if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-      return v;
+  std::size_t i = content_type.find(';');
+  while (i != std::string_view::npos && i < content_type.size()) {
+    ++i;  // past ';'
+    std::size_t eq = content_type.find('=', i);
+    if (eq == std::string_view::npos) return {};
+    std::string_view pname = trim_ows(content_type.substr(i, eq - i));
+    std::size_t v = eq + 1;
+    while (v < content_type.size() && (content_type[v] == ' ' || content_type[v] == '\t')) ++v;
+    std::string_view value;
+    std::size_t next;
+    if (v < content_type.size() && content_type[v] == '"') {
+      std::size_t end = v + 1;
+      while (end < content_type.size() && content_type[end] != '"') end += content_type[end] == '\\' ? 2 : 1;
+      if (end >= content_type.size()) return {};
+      value = content_type.substr(v + 1, end - v - 1);
+      next = content_type.find(';', end);
+    } else {
+      next = content_type.find(';', v);
+      value = trim_ows(content_type.substr(v, next == std::string_view::npos ? std::string_view::npos : next - v));
     }
+    if (boost::beast::iequals(pname, name)) return value;
+    i = next;
   }
   return {};
 }
