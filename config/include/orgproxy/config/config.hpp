@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -151,7 +152,13 @@ struct Config {
   void build_index();
 
  private:
-  std::unordered_map<std::string_view, std::size_t> tenant_index_;
+  /// Transparent hash so that find_tenant(string_view) does not allocate.
+  struct IdHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  // Owning keys: a copied Config keeps a valid index.
+  std::unordered_map<std::string, std::size_t, IdHash, std::equal_to<>> tenant_index_;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

@@ -1,0 +1,203 @@
+// The test kit's own behaviour against the real parts it drives (nginx, curl, OpenSSL): the main-slice
+// tests trust these fixtures, so each is shown to report what really happened, with a negative case.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include "orgproxy/testkit/child_process.hpp"
+#include "orgproxy/testkit/curl.hpp"
+#include "orgproxy/testkit/files.hpp"
+#include "orgproxy/testkit/hash_upstream.hpp"
+#include "orgproxy/testkit/http_client.hpp"
+#include "orgproxy/testkit/net.hpp"
+#include "orgproxy/testkit/nginx_upstream.hpp"
+#include "orgproxy/testkit/pki.hpp"
+#include "orgproxy/testkit/site_ids.hpp"
+#include "orgproxy/testkit/temp_dir.hpp"
+
+namespace tk = orgproxy::testkit;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A PKI, an upstream server certificate and one ORG client certificate with a software key (curl uses it).
+class TestkitWorld : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pki_ = std::make_unique<tk::TestPki>(tmp_.subdir("pki"));
+    server_ = pki_->issue_server_cert("upstream", {"localhost"}, {"127.0.0.1"});
+    tk::OrgCertOptions o;
+    o.subject = {"75", "Cabinet de radiologie A", std::string(tk::kSiteA), "Cabinet A"};
+    client_ = pki_->issue_org_cert_with_key(o);
+  }
+  std::vector<std::string> client_tls_args() const {
+    return {"--cacert", pki_->ca_bundle_pem().string(), "--cert", client_.chain.string(), "--key",
+            client_.key.string()};
+  }
+  tk::NginxServerOptions nginx_options(tk::TlsProtocols protocols = tk::TlsProtocols::both) const {
+    tk::NginxServerOptions s;
+    s.name = "dmp";
+    s.cert_file = server_.chain.string();
+    s.key_file = server_.key.string();
+    s.client_ca_file = pki_->ca_bundle_pem().string();
+    s.protocols = protocols;
+    return s;
+  }
+
+  tk::TempDir tmp_{"testkit"};
+  std::unique_ptr<tk::TestPki> pki_;
+  tk::IssuedFiles server_;
+  tk::IssuedFiles client_;
+};
+
+}  // namespace
+
+TEST(SiteIds, fixed_sites_carry_valid_luhn_keys) {
+  EXPECT_TRUE(tk::luhn_ok(std::string(tk::kSiteA).substr(1)));          // the SIRET
+  EXPECT_TRUE(tk::luhn_ok(std::string(tk::kSiteB).substr(1, 11)));      // the RPPS
+  EXPECT_TRUE(tk::luhn_ok(tk::site_c().substr(1, 11)));
+  EXPECT_EQ(tk::site_id_siret("1234567820000"), std::string(tk::kSiteA));
+  EXPECT_EQ(tk::site_id_rpps_rang("9876543210", "017"), std::string(tk::kSiteB));
+  EXPECT_FALSE(tk::luhn_ok("12345678200003"));  // negative control: one digit off
+}
+
+TEST(ChildProcessTest, destruction_kills_a_child_that_ignores_nothing_and_reports_exit_codes) {
+  pid_t pid = 0;
+  {
+    tk::ChildProcess sleeper({{"sleep", "600"}, {}, "", ""});
+    pid = sleeper.pid();
+    EXPECT_TRUE(sleeper.running());
+    EXPECT_FALSE(sleeper.wait_for_exit(100ms).has_value());
+  }
+  EXPECT_NE(::kill(pid, 0), 0) << "the child outlived its owner";
+  tk::ChildProcess quick({{"sh", "-c", "exit 3"}, {}, "", ""});
+  EXPECT_EQ(quick.wait_for_exit(20s), 3);
+}
+
+TEST(ChildProcessTest, child_gets_extra_environment_and_its_output_goes_to_the_log) {
+  tk::TempDir tmp("child");
+  tk::ChildProcess p({{"sh", "-c", "echo value=$ORGPROXY_TK_X; echo err >&2"}, {{"ORGPROXY_TK_X", "42"}},
+                      tmp.file("out.log"), ""});
+  ASSERT_EQ(p.wait_for_exit(20s), 0);
+  EXPECT_NE(p.log().find("value=42"), std::string::npos);
+  EXPECT_NE(p.log().find("err"), std::string::npos);
+}
+
+TEST(ChildProcessTest, run_command_captures_output_and_kills_on_timeout) {
+  auto ok = tk::run_command({"sh", "-c", "printf hello; exit 7"});
+  EXPECT_EQ(ok.exit_code, 7);
+  EXPECT_EQ(ok.output, "hello");
+  auto slow = tk::run_command({"sleep", "600"}, {}, 300ms);
+  EXPECT_TRUE(slow.timed_out);
+  EXPECT_EQ(slow.exit_code, 128 + SIGKILL);
+}
+
+TEST(SilentTcpServerTest, accepts_and_never_answers) {
+  tk::SilentTcpServer silent;
+  tk::HttpClient client("127.0.0.1", silent.port(), 500ms);
+  client.send_raw("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THROW(client.read_response(), tk::HttpClientError);
+  EXPECT_EQ(silent.accepted(), 1u);
+}
+
+TEST(NetTest, free_port_is_not_listening_and_wait_gives_up) {
+  auto port = tk::free_loopback_port();
+  EXPECT_FALSE(tk::wait_for_port("127.0.0.1", port, 200ms));
+  EXPECT_THROW(tk::HttpClient("127.0.0.1", port, 2s), tk::HttpClientError);
+}
+
+TEST_F(TestkitWorld, nginx_upstream_reports_the_client_certificate_it_verified) {
+  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options());
+  auto args = client_tls_args();
+  args.push_back(nginx.url("/si-dmp-server/v2/services/repository?x=1"));
+  auto r = tk::run_curl(tmp_.path(), args);
+  ASSERT_EQ(r.exit_code, 0) << r.output << nginx.error_log();
+  EXPECT_EQ(r.response.status, 200);
+  EXPECT_EQ(r.response.header("X-Client-DN"), tk::cert_subject_rfc2253(client_.chain));
+  EXPECT_NE(r.response.header("X-Client-DN").find("OU=" + std::string(tk::kSiteA)), std::string::npos);
+  EXPECT_EQ(r.response.header("X-Client-Serial"), tk::cert_serial_hex(client_.chain));
+  EXPECT_EQ(r.response.header("X-Client-Verify"), "SUCCESS");
+  EXPECT_EQ(r.response.header("X-Seen-Uri"), "/si-dmp-server/v2/services/repository?x=1");
+  EXPECT_EQ(r.response.header("X-Endpoint"), "dmp");
+  EXPECT_EQ(r.response.header("X-Tls-Protocol"), "TLSv1.3");
+  EXPECT_NE(nginx.access_log().find(tk::kSiteA), std::string::npos);
+  EXPECT_EQ(nginx.error_log().find("/var/log/nginx"), std::string::npos);
+}
+
+TEST_F(TestkitWorld, nginx_upstream_refuses_a_client_without_certificate) {
+  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options());
+  auto r = tk::run_curl(tmp_.path(), {"--cacert", pki_->ca_bundle_pem().string(), nginx.url("/")});
+  EXPECT_EQ(r.response.status, 400) << r.output;
+  EXPECT_NE(r.response.body.find("No required SSL certificate was sent"), std::string::npos) << r.response.body;
+  EXPECT_FALSE(r.response.has_header("X-Client-DN"));  // refused before any location answers
+}
+
+TEST_F(TestkitWorld, nginx_upstream_keeps_connections_alive_and_limits_tls_versions) {
+  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options(tk::TlsProtocols::tls1_2));
+  auto args = client_tls_args();
+  args.push_back(nginx.url("/a"));
+  args.push_back(nginx.url("/b"));
+  auto r = tk::run_curl(tmp_.path(), args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(r.responses.size(), 2u);
+  EXPECT_EQ(r.responses[0].header("X-Up-Conn"), r.responses[1].header("X-Up-Conn"));
+  EXPECT_EQ(r.responses[0].header("X-Up-Conn-Req"), "1");
+  EXPECT_EQ(r.responses[1].header("X-Up-Conn-Req"), "2");
+  EXPECT_EQ(r.responses[1].header("X-Tls-Protocol"), "TLSv1.2");
+  auto only13 = client_tls_args();
+  only13.insert(only13.end(), {"--tlsv1.3", nginx.url("/")});
+  EXPECT_NE(tk::run_curl(tmp_.path(), only13).exit_code, 0);  // 1.3 refused by a 1.2-only upstream
+}
+
+TEST_F(TestkitWorld, hash_upstream_hashes_exactly_the_body_received_plain_and_chunked) {
+  tk::HashUpstream upstream({server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()});
+  const auto sample = tk::sample_path("insi-rechercher-ins-avec-traits-identite.xml");
+  const auto expected = tk::sha256_hex(tk::read_file(sample));
+  auto args = client_tls_args();
+  args.insert(args.end(), {"-H", "Content-Type: application/soap+xml", "-H", "SOAPAction: x",
+                           "--data-binary", "@" + sample.string(), upstream.url("/lps?q=1")});
+  auto plain = tk::run_curl(tmp_.path(), args);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_EQ(plain.response.header("X-Body-Sha256"), expected);
+  EXPECT_EQ(plain.response.header("X-Body-Length"), std::to_string(std::filesystem::file_size(sample)));
+  EXPECT_EQ(plain.response.header("X-Seen-Path"), "/lps?q=1");
+  EXPECT_EQ(plain.response.header("X-Client-DN"), tk::cert_subject_rfc2253(client_.chain));
+  EXPECT_NE(plain.response.header("X-Seen-Headers").find("soapaction"), std::string::npos);
+  auto chunked_args = args;
+  chunked_args.insert(chunked_args.begin(), {"-H", "Transfer-Encoding: chunked"});
+  auto chunked = tk::run_curl(tmp_.path(), chunked_args);
+  ASSERT_EQ(chunked.exit_code, 0) << chunked.output;
+  EXPECT_EQ(chunked.response.header("X-Body-Sha256"), expected);
+  auto seen = upstream.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1].body_sha256, expected);
+  // Negative control: a different body gives a different hash.
+  auto other = client_tls_args();
+  other.insert(other.end(), {"--data-binary", "not the sample", upstream.url("/lps")});
+  EXPECT_NE(tk::run_curl(tmp_.path(), other).response.header("X-Body-Sha256"), expected);
+}
+
+TEST_F(TestkitWorld, hash_upstream_counts_connection_reuse_and_refuses_untrusted_clients) {
+  tk::HashUpstream upstream({server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string(),
+                             tk::TlsProtocols::tls1_2});
+  auto args = client_tls_args();
+  args.insert(args.end(), {upstream.url("/a"), upstream.url("/b")});
+  auto r = tk::run_curl(tmp_.path(), args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(upstream.connections(), 1u);
+  EXPECT_EQ(upstream.requests(), 2u);
+  EXPECT_EQ(r.response.header("X-Tls-Protocol"), "TLSv1.2");
+
+  auto rogue = tk::TestPki::rogue(tmp_.subdir("rogue"));
+  tk::OrgCertOptions o;
+  o.subject = {"75", "Rogue", std::string(tk::kSiteA), "Cabinet A"};
+  auto forged = rogue.issue_org_cert_with_key(o);
+  auto bad = tk::run_curl(tmp_.path(), {"--cacert", pki_->ca_bundle_pem().string(), "--cert",
+                                        forged.chain.string(), "--key", forged.key.string(), upstream.url("/")});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_EQ(upstream.requests(), 2u);
+  for (int i = 0; i < 100 && upstream.handshake_failures() == 0; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(upstream.handshake_failures(), 1u);
+}
