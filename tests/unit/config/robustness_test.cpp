@@ -67,5 +67,25 @@ tenants: [{ id: !!float 312345678200002 }]
   EXPECT_EQ(r.config->tenants[0].id, "312345678200002");
 }
 
+TEST(Robustness, crlf_line_ends_and_a_utf8_bom_are_accepted_with_the_same_positions) {
+  std::string crlf;
+  for (char c : kBase + "settings: { workers: 08 }\n") {
+    if (c == '\n') crlf += '\r';
+    crlf += c;
+  }
+  auto d = load_errors("\xEF\xBB\xBF" + crlf);
+  ASSERT_THAT(errors_only(d), ::testing::SizeIs(1));
+  EXPECT_THAT(d, ::testing::Contains(ErrorAt(13, 22, "write 8, not 08")));
+  std::string ok_text;
+  for (char c : kBase) {
+    if (c == '\n') ok_text += '\r';
+    ok_text += c;
+  }
+  auto r = load_ok("\xEF\xBB\xBF" + ok_text);
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->tenants.at(0).id, "312345678200002");  // no stray '\r' in values
+  EXPECT_EQ(r.config->find_upstream("dmp")->ca_file, "/etc/orgproxy/igc-sante.pem");
+}
+
 }  // namespace
 }  // namespace orgproxy::config::test
