@@ -123,15 +123,9 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
   x.identity = pick.identity;
   x.target = map_target(up->upstream->base_path, route->prefix, sel.route_path, *parts);
 
-  // Expect: 100-continue (C04): every check that could refuse the request has passed, so the client may
-  // send the body now; the upstream is not asked for its own 100.
-  if (!x.req.is_done() && x.client_version >= 11 &&
-      beast::iequals(trim_ows(head[http::field::expect]), "100-continue")) {
-    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    x.down.expires_after(x.listener.idle_timeout);
-    auto [ec, n] = co_await asio::async_write(x.down, asio::buffer(kContinue.data(), kContinue.size()), nothrow);
-    if (ec) co_return false;
-  }
+  // Expect: 100-continue (C04): answered in forward(), once the upstream had its say (or a second passed).
+  x.expect_continue = !x.req.is_done() && x.client_version >= 11 &&
+                      beast::iequals(trim_ows(head[http::field::expect]), "100-continue");
 
   ForwardOutcome fo = co_await forward(x);
   if (fo.error != ErrorCode::none && !fo.response_started)
@@ -157,6 +151,10 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   const config::Listener* listener = &slot.listener;
   const TenantSelector* selector = &slot.selector;
 
+  // After an answer that closes the connection while the client may still be sending (a refused body),
+  // closing at once could turn into a reset that destroys the answer before the client reads it
+  // (RFC 9112 §9.6): half-close, then drain a bounded amount for a short while.
+  bool linger = false;
   while (!worker.stopping()) {
     std::shared_ptr<const Runtime> rt = worker.runtime();
     if (rt->generation() != cached_generation) {
@@ -175,7 +173,11 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     const auto started = std::chrono::steady_clock::now();
     RequestId id = worker.next_request_id();
 
-    if (hr.ec) break;  // EOF, reset, idle or header deadline (slowloris), shutdown wake-up: close quietly
+    linger = true;
+    if (hr.ec) {
+      linger = false;
+      break;
+    }  // EOF, reset, idle or header deadline (slowloris), shutdown wake-up: close quietly
     if (hr.status == HeadScan::Status::too_large) {
       co_await answer_head_error(down, *listener, ErrorCode::headers_too_large, id.view(), hr.reason);
       break;
@@ -211,10 +213,23 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     record.duration_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     log_access(record);
-    if (!keep) break;
+    if (!keep) {
+      linger = !req.is_done();
+      break;
+    }
+    linger = false;
   }
   boost::system::error_code ec;
   down.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (linger && !ec) {
+    std::size_t drained = 0;
+    down.expires_after(std::chrono::seconds(1));
+    while (drained < 1024 * 1024) {
+      auto [rec, n] = co_await down.async_read_some(asio::buffer(relay.get(), kRelayBufferBytes), nothrow);
+      if (rec) break;
+      drained += n;
+    }
+  }
   down.close();
 }
 

@@ -34,6 +34,7 @@ struct Exchange {
   unsigned client_version = 11;
   bool client_keep_alive = true;
   bool is_head = false;
+  bool expect_continue = false;  ///< the client sent `Expect: 100-continue` and a body is expected
   // Set by routing before forward():
   const UpstreamState* upstream = nullptr;
   const keystore::Identity* identity = nullptr;
