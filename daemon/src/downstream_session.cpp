@@ -1,6 +1,7 @@
 #include "orgproxy/daemon/downstream_session.hpp"
 
 #include <chrono>
+#include <limits>
 #include <optional>
 
 #include <boost/asio/as_tuple.hpp>
@@ -82,7 +83,8 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
   const char* target_reason = "";
   auto parts = check_target(head.target(), &target_reason);
   if (!parts) co_return co_await answer_error(x, ErrorCode::bad_request, target_reason, false);
-  x.record.path = parts->path;
+  x.record_path.assign(parts->path);
+  x.record.path = x.record_path;
 
   std::string_view host_name;
   if (auto host_it = head.find(http::field::host); host_it != head.end()) {
@@ -93,9 +95,10 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
 
   Selection sel = selector.select({&head, parts->path});
   if (sel.error != ErrorCode::none) co_return co_await answer_error(x, sel.error, sel.reason, true);
-  x.record.tenant = sel.tenant_id;
+  x.record.tenant = sel.tenant_id;  // a view into the request: valid until the head is rewritten below
   const TenantState* tenant = x.rt->find_tenant(sel.tenant_id);
   if (!tenant) co_return co_await answer_error(x, ErrorCode::unknown_tenant, "tenant is not configured", true);
+  x.record.tenant = tenant->tenant->id;  // the snapshot's copy outlives the rewrite
 
   const config::Route* route = x.rt->config().match_route(sel.route_path, host_name);
   const UpstreamState* up = x.rt->route_upstream(route);
@@ -145,6 +148,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   beast::flat_buffer buffer;
   auto relay = std::make_unique<char[]>(kRelayBufferBytes);
   SessionRegistration registration(worker, down);
+  std::string record_method, record_path;
 
   // The listener settings to use follow reloads; cached per snapshot generation, not looked up per request.
   std::uint64_t cached_generation = 0;
@@ -166,6 +170,9 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
 
     http::request_parser<http::buffer_body> req;
     req.header_limit(static_cast<std::uint32_t>(listener->max_header_bytes + 4));
+    // Beast's default (1 MB) would refuse large Content-Lengths while parsing the head, as a framing
+    // error; the route's own limit is applied once the route is known (413, C10).
+    req.body_limit(std::numeric_limits<std::uint64_t>::max());
     registration.idle(buffer.size() == 0);
     HeadRead hr = co_await read_head(down, buffer, req, listener->max_header_bytes, listener->max_header_count,
                                      listener->idle_timeout, listener->header_timeout);
@@ -195,7 +202,8 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     AccessRecord record;
     record.request_id = id.view();
     record.listener = listener->name;
-    record.method = method_text(req);
+    record_method.assign(method_text(req));
+    record.method = record_method;
     Exchange x{worker,
                rt,
                *listener,
@@ -205,6 +213,8 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
                relay.get(),
                id.view(),
                record,
+               record_method,
+               record_path,
                selector->selection_header(),
                req.get().version(),
                req.keep_alive(),

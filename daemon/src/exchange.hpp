@@ -30,6 +30,10 @@ struct Exchange {
   char* relay;  ///< kRelayBufferBytes
   std::string_view request_id;
   AccessRecord& record;
+  /// Session-owned storage the record's method/path point into (the request head is rewritten before
+  /// the access line is written; reused across requests, so no allocation per request once grown).
+  std::string& record_method;
+  std::string& record_path;
   std::string_view selection_header;
   unsigned client_version = 11;
   bool client_keep_alive = true;

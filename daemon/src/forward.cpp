@@ -157,6 +157,12 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
                                        u.first_byte_timeout, u.first_byte_timeout);
       if (head_failed(hr, *res, out)) co_return out;
     } else {
+      // No body bytes yet, more to come: the serializer must stop after the head (need_buffer), not
+      // conclude the body (it would emit the last chunk).
+      auto& body = x.req.get().body();
+      body.data = nullptr;
+      body.size = 0;
+      body.more = true;
       upstream_tcp.expires_after(u.first_byte_timeout);
       auto [hec, hn] = co_await http::async_write_header(conn->stream, sr, nothrow);
       if (hec) {

@@ -60,9 +60,17 @@ boost::asio::awaitable<StepResult> relay_body(In& in, boost::beast::flat_buffer&
         co_return r;
       }
       body.size = buf_size - body.size;
-      body.data = buf;
-      body.more = !p.is_done();
       bytes += body.size;
+      if (body.size == 0) {
+        // Nothing new (e.g. only a chunk header was parsed). A zero-sized buffer would be serialized as a
+        // zero-sized chunk, which IS the last chunk: never write one; a null buffer ends the body instead.
+        body.data = nullptr;
+        if (!p.is_done()) continue;
+        body.more = false;
+      } else {
+        body.data = buf;
+        body.more = !p.is_done();
+      }
     } else {
       body.data = nullptr;
       body.size = 0;
