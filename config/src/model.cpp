@@ -59,6 +59,14 @@ bool IpNetwork::contains(std::span<const std::uint8_t> address) const {
   return true;
 }
 
+const SourceTenantRule* Listener::source_rule_for(std::span<const std::uint8_t> address) const {
+  const SourceTenantRule* best = nullptr;
+  for (const auto& rule : source_tenants)
+    if (rule.network.contains(address) && (!best || rule.network.prefix_len > best->network.prefix_len))
+      best = &rule;
+  return best;
+}
+
 bool Client::allows_tenant(std::string_view id) const {
   return all_tenants || std::find(tenants.begin(), tenants.end(), id) != tenants.end();
 }

@@ -68,7 +68,9 @@ void parse_tenant_groups(const MapView& top, ParseState& state) {
       continue;
     }
     auto& members = state.config.tenant_groups[name];
-    for (const YAML::Node& item : it->second) {
+    // A named copy: `it->second` lives in a proxy that dies at the end of the full expression.
+    const YAML::Node list = it->second;
+    for (const YAML::Node& item : list) {
       const SourceMark m = mark_of(item, top.file());
       if (!item.IsScalar() || item.Scalar().empty()) {
         top.diags().error(m, what + ": expected a tenant id, found " + std::string(kind_of(item)));

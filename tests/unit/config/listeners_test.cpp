@@ -104,6 +104,32 @@ TEST(Listeners, source_selector_maps_networks_to_tenants) {
   EXPECT_EQ(l.source_tenants[1].network.prefix_len, 128u);
 }
 
+TEST(Listeners, source_rule_lookup_takes_the_longest_prefix) {
+  auto r = load_ok(yaml(R"(
+tenants:
+  - { id: "312345678200002" }
+  - { id: "498765432103017" }
+listeners:
+  - name: ris
+    address: 127.0.0.1
+    port: 8080
+    selectors:
+      - source: { "10.1.0.0/16": "312345678200002", "10.1.2.0/24": "498765432103017", "fd00::/8": "312345678200002" }
+)"));
+  ASSERT_TRUE(r.config);
+  const Listener& l = r.config->listeners[0];
+  auto tenant_of = [&](std::vector<std::uint8_t> a) {
+    const SourceTenantRule* rule = l.source_rule_for(a);
+    return rule ? rule->tenant : std::string("(none)");
+  };
+  EXPECT_EQ(tenant_of({10, 1, 2, 9}), "498765432103017");
+  EXPECT_EQ(tenant_of({10, 1, 3, 9}), "312345678200002");
+  EXPECT_EQ(tenant_of({10, 2, 2, 9}), "(none)");
+  EXPECT_EQ(tenant_of({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 9}), "498765432103017");
+  EXPECT_EQ(tenant_of({0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), "312345678200002");
+  EXPECT_EQ(tenant_of({0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}), "(none)");
+}
+
 TEST(Listeners, source_selector_without_rules_or_with_bad_rules_is_refused) {
   auto d = load_errors(kTenant + "  - { name: a, address: 127.0.0.1, port: 8080, selectors: [source] }\n"
                                  "  - { name: b, address: 127.0.0.1, port: 8081, selectors: [{ source: { \"10.1.2.3/24\": \"312345678200002\", "
