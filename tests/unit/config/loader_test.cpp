@@ -30,7 +30,9 @@ TEST(Loader, minimal_configuration_loads_with_defaults) {
   ASSERT_EQ(a->identities.count(Purpose::dmp), 1u);
   EXPECT_EQ(a->identities.at(Purpose::dmp).at(0).cert_file, "/cfg/a.pem");  // relative to the file's directory
   EXPECT_EQ(a->identities.at(Purpose::dmp).at(0).mark.str(), "t.yaml:12:50");
-  EXPECT_THAT(r.warnings, SizeIs(0));
+  // kBase sets no PIN source: the only warning says so.
+  ASSERT_THAT(r.warnings, SizeIs(1));
+  EXPECT_THAT(r.warnings, Contains(WarningAt(12, 50, "pkcs11.pin_file is not set")));
 }
 
 TEST(Loader, unknown_key_gets_a_did_you_mean_suggestion) {
