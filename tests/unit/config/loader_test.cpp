@@ -44,6 +44,8 @@ listeners:
 )"));
   ASSERT_THAT(errors_only(d), SizeIs(1));
   EXPECT_THAT(d, Contains(ErrorAt(3, 5, "listener 'ris': unknown key 'adress' (did you mean 'address'?)")));
+  // Control: with the suggestion applied the file loads.
+  EXPECT_TRUE(load_ok("listeners:\n  - name: ris\n    address: 127.0.0.1\n    port: 8080\n").config);
 }
 
 TEST(Loader, unknown_key_far_from_any_lists_the_allowed_ones) {
@@ -87,6 +89,7 @@ routes:
   EXPECT_THAT(d, Contains(ErrorAt(5, 5, "upstream 'dmp': missing required key 'environment'")));
   EXPECT_THAT(d, Contains(ErrorAt(5, 5, "upstream 'dmp': missing required key 'purpose'")));
   EXPECT_THAT(d, Contains(ErrorAt(7, 5, "route #1: missing required key 'prefix'")));
+  EXPECT_THAT(errors_only(d), SizeIs(4));
 }
 
 TEST(Loader, a_file_with_three_errors_reports_three) {
@@ -102,6 +105,17 @@ listeners:
   EXPECT_THAT(errors, Contains(ErrorAt(2, 12, "write 8, not 08")));
   EXPECT_THAT(errors, Contains(ErrorAt(3, 14, "'verbose' is not allowed (allowed: trace, debug, info")));
   EXPECT_THAT(errors, Contains(ErrorAt(5, 44, "'70000' is out of range: allowed 0 to 65535")));
+  // Control: the same file with the three values corrected loads.
+  auto r = load_ok(yaml(R"(
+settings:
+  workers: 8
+  log_level: debug
+listeners:
+  - { name: ris, address: 127.0.0.1, port: 7000 }
+)"));
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->settings.workers, 8u);
+  EXPECT_EQ(r.config->listeners[0].port, 7000);
 }
 
 TEST(Loader, config_error_message_lists_every_diagnostic) {
