@@ -5,8 +5,8 @@
 
 #include <array>
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,18 +31,22 @@ struct SourceMark {
 enum class Purpose { dmp, insi_auto, insi_manu, mssante, vihf_sign };
 /// Config spelling: "dmp", "insi-auto", "insi-manu", "mssante", "vihf-sign".
 std::string_view to_string(Purpose p);
+/// The purpose spelled exactly `text` (config spelling), or nullopt.
 std::optional<Purpose> parse_purpose(std::string_view text);
 
 /// IGC Santé PKI an upstream belongs to; test and production trust are never mixed.
 enum class Environment { test, production };
+/// "test" or "production".
 std::string_view to_string(Environment e);
 
+/// TLS protocol version bound of an upstream.
 enum class TlsVersion { tls1_2, tls1_3 };
+/// "1.2" or "1.3" (config spelling).
 std::string_view to_string(TlsVersion v);
 
 /// An IPv4 or IPv6 network written in CIDR notation ("10.1.0.0/16", "fd00::/8", a bare address = /32, /128).
 struct IpNetwork {
-  std::string text;                      ///< as written
+  std::string text;  ///< as written
   bool v6 = false;
   std::array<std::uint8_t, 16> bytes{};  ///< network address, host bits zero; IPv4 in the first 4 bytes
   unsigned prefix_len = 0;
@@ -74,8 +78,8 @@ struct Tenant {
 
 /// Egress HTTP CONNECT proxy an upstream is reached through.
 struct UpstreamProxy {
-  std::string url;               ///< as written, http://host[:port]
-  std::string host;              ///< IPv6 literals without brackets
+  std::string url;   ///< as written, http://host[:port]
+  std::string host;  ///< IPv6 literals without brackets
   std::uint16_t port = 80;
   std::string credentials_file;  ///< "user:password" for Proxy-Authorization Basic ("" = none)
   SourceMark mark;
@@ -84,8 +88,8 @@ struct UpstreamProxy {
 /// A named national endpoint, reached over mutual TLS.
 struct Upstream {
   std::string name;
-  std::string url;        ///< as written, e.g. https://lps2.dmp.gouv.fr/si-dmp-server/v2/services
-  std::string host;       ///< from url; IPv6 literals without brackets
+  std::string url;   ///< as written, e.g. https://lps2.dmp.gouv.fr/si-dmp-server/v2/services
+  std::string host;  ///< from url; IPv6 literals without brackets
   std::uint16_t port = 443;
   std::string base_path;  ///< from url, without trailing '/' ("" for the root)
   std::string sni;        ///< server name sent and verified; defaults to host unless host is an IP literal
@@ -98,7 +102,7 @@ struct Upstream {
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds first_byte_timeout{60000};  ///< request sent → response headers
   std::chrono::milliseconds idle_timeout{60000};        ///< pooled idle connection lifetime
-  std::size_t max_idle_per_key = 32;  ///< idle pooled connections per (tenant, identity, upstream), per worker
+  std::size_t max_idle_per_key = 32;   ///< idle pooled connections per (tenant, identity, upstream), per worker
   std::optional<UpstreamProxy> proxy;  ///< reach the upstream through this CONNECT proxy
   SourceMark mark;
 };
@@ -114,6 +118,7 @@ struct Route {
 
 /// How a listener learns the tenant of a request (DESIGN.md "Selector").
 enum class SelectorKind { fixed, source, client_cert, header, path, vihf };
+/// Config spelling: "fixed", "source", "client_cert", "header", "path", "vihf".
 std::string_view to_string(SelectorKind k);
 
 /// `source` selector rule: requests from `network` belong to `tenant` (longest prefix wins).
@@ -141,13 +146,14 @@ struct ListenerTls {
   SourceMark mark;
 };
 
+/// A downstream listening socket (RIS → orgproxy): where it binds, how it selects the tenant, its limits.
 struct Listener {
   std::string name;
   std::string address = "127.0.0.1";
   std::uint16_t port = 0;
   std::vector<SelectorKind> selectors{SelectorKind::header};
   std::string tenant_header = "X-Orgproxy-Tenant";
-  std::string fixed_tenant;  ///< for SelectorKind::fixed
+  std::string fixed_tenant;                         ///< for SelectorKind::fixed
   std::chrono::milliseconds header_timeout{10000};  ///< whole request header must arrive within this
   std::chrono::milliseconds idle_timeout{60000};    ///< keep-alive idle between requests
   std::size_t max_header_bytes = 16 * 1024;
@@ -160,17 +166,23 @@ struct Listener {
   /// Compare the VIHF Identifiant_Structure with the tenant selected otherwise (SOAP requests).
   bool vihf_check = true;
   SourceMark mark;
+
+  /// The `source` rule for a peer address (4 or 16 bytes, network order; IPv4-mapped IPv6 matches IPv4
+  /// rules), the longest matching prefix winning; nullptr when none matches.
+  const SourceTenantRule* source_rule_for(std::span<const std::uint8_t> address) const;
 };
 
+/// A PKCS#11 module to load (SoftHSMv2, an HSM vendor's library, or a p11-kit registered module).
 struct Pkcs11Module {
   std::string name;  ///< p11-kit registered module name, or a local name when `path` is set
   std::string path;  ///< shared object path ("" = find the registered module by name)
   SourceMark mark;
 };
 
+/// The `pkcs11` section: modules, PIN source and what key references are accepted.
 struct Pkcs11Settings {
   std::vector<Pkcs11Module> modules;
-  std::string pin_file;         ///< user PIN file (trailing "\n" / "\r\n" stripped, nothing else)
+  std::string pin_file;          ///< user PIN file (trailing "\n" / "\r\n" stripped, nothing else)
   bool allow_pin_value = false;  ///< accept `?pin-value=` in key URIs (RFC 7512 §2.3); off by default
   bool allow_key_files = false;  ///< accept PEM key files instead of pkcs11: URIs (logged as a warning)
   bool allow_extractable_keys = false;
@@ -178,6 +190,7 @@ struct Pkcs11Settings {
   SourceMark mark;
 };
 
+/// The `settings` section: process-wide behaviour.
 struct Settings {
   unsigned workers = 0;  ///< worker threads (one io_context each); 0 = hardware concurrency
   bool require_all_identities = false;
@@ -205,7 +218,9 @@ struct Client {
   unsigned burst = 0;            ///< bucket size; defaults to `rate`
   SourceMark mark;
 
+  /// May this client act for tenant `id` (exact text)? Groups are already expanded into `tenants`.
   bool allows_tenant(std::string_view id) const;
+  /// May this client reach upstream `name`?
   bool allows_upstream(std::string_view name) const;
 };
 
@@ -230,11 +245,11 @@ struct Config {
   Settings settings;
   Pkcs11Settings pkcs11;
   std::vector<Listener> listeners;
-  std::map<std::string, Upstream> upstreams;  ///< by name
-  std::vector<Route> routes;                  ///< sorted by prefix length, longest first
-  std::vector<Tenant> tenants;                ///< in file order
+  std::map<std::string, Upstream> upstreams;                      ///< by name
+  std::vector<Route> routes;                                      ///< sorted by prefix length, longest first
+  std::vector<Tenant> tenants;                                    ///< in file order
   std::map<std::string, std::vector<std::string>> tenant_groups;  ///< group name → tenant ids
-  std::vector<Client> clients;                ///< in file order (first match wins)
+  std::vector<Client> clients;                                    ///< in file order (first match wins)
   std::optional<AdminListener> admin;
   LoggingSettings logging;
   std::vector<std::string> crl_files;  ///< PEM CRLs checked on every upstream and client certificate chain
@@ -244,10 +259,12 @@ struct Config {
   /// Upstream by name, or nullptr.
   const Upstream* find_upstream(std::string_view name) const;
   /// Longest route whose prefix matches `path` on a segment boundary (and `host` when the route has one),
-  /// or nullptr. `path` excludes the query string.
+  /// or nullptr. `path` excludes the query string. `host` is the request's Host value: compared
+  /// case-insensitively, without its port, IPv6 brackets or a trailing dot.
   const Route* match_route(std::string_view path, std::string_view host) const;
 
-  /// Called once after construction by the loader; builds the lookup index.
+  /// Called once after construction by the loader: sorts `routes` (longest prefix first, host-bound
+  /// before host-less) and builds the tenant index.
   void build_index();
 
  private:
