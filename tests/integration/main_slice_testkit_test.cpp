@@ -33,7 +33,7 @@ class TestkitWorld : public ::testing::Test {
     client_ = pki_->issue_org_cert_with_key(o);
   }
   std::vector<std::string> client_tls_args() const {
-    return {"--cacert", pki_->ca_bundle_pem().string(), "--cert", client_.chain.string(), "--key",
+    return {"--cacert",          pki_->ca_bundle_pem().string(), "--cert", client_.chain.string(), "--key",
             client_.key.string()};
   }
   tk::NginxServerOptions nginx_options(tk::TlsProtocols protocols = tk::TlsProtocols::both) const {
@@ -55,8 +55,8 @@ class TestkitWorld : public ::testing::Test {
 }  // namespace
 
 TEST(SiteIds, fixed_sites_carry_valid_luhn_keys) {
-  EXPECT_TRUE(tk::luhn_ok(std::string(tk::kSiteA).substr(1)));          // the SIRET
-  EXPECT_TRUE(tk::luhn_ok(std::string(tk::kSiteB).substr(1, 11)));      // the RPPS
+  EXPECT_TRUE(tk::luhn_ok(std::string(tk::kSiteA).substr(1)));      // the SIRET
+  EXPECT_TRUE(tk::luhn_ok(std::string(tk::kSiteB).substr(1, 11)));  // the RPPS
   EXPECT_TRUE(tk::luhn_ok(tk::site_c().substr(1, 11)));
   EXPECT_EQ(tk::site_id_siret("1234567820000"), std::string(tk::kSiteA));
   EXPECT_EQ(tk::site_id_rpps_rang("9876543210", "017"), std::string(tk::kSiteB));
@@ -78,8 +78,8 @@ TEST(ChildProcessTest, destruction_kills_a_child_that_ignores_nothing_and_report
 
 TEST(ChildProcessTest, child_gets_extra_environment_and_its_output_goes_to_the_log) {
   tk::TempDir tmp("child");
-  tk::ChildProcess p({{"sh", "-c", "echo value=$ORGPROXY_TK_X; echo err >&2"}, {{"ORGPROXY_TK_X", "42"}},
-                      tmp.file("out.log"), ""});
+  tk::ChildProcess p(
+      {{"sh", "-c", "echo value=$ORGPROXY_TK_X; echo err >&2"}, {{"ORGPROXY_TK_X", "42"}}, tmp.file("out.log"), ""});
   ASSERT_EQ(p.wait_for_exit(20s), 0);
   EXPECT_NE(p.log().find("value=42"), std::string::npos);
   EXPECT_NE(p.log().find("err"), std::string::npos);
@@ -152,12 +152,13 @@ TEST_F(TestkitWorld, nginx_upstream_keeps_connections_alive_and_limits_tls_versi
 }
 
 TEST_F(TestkitWorld, hash_upstream_hashes_exactly_the_body_received_plain_and_chunked) {
-  tk::HashUpstream upstream({server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()});
+  tk::HashUpstream upstream(
+      tk::hash_upstream_options(server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()));
   const auto sample = tk::sample_path("insi-rechercher-ins-avec-traits-identite.xml");
   const auto expected = tk::sha256_hex(tk::read_file(sample));
   auto args = client_tls_args();
-  args.insert(args.end(), {"-H", "Content-Type: application/soap+xml", "-H", "SOAPAction: x",
-                           "--data-binary", "@" + sample.string(), upstream.url("/lps?q=1")});
+  args.insert(args.end(), {"-H", "Content-Type: application/soap+xml", "-H", "SOAPAction: x", "--data-binary",
+                           "@" + sample.string(), upstream.url("/lps?q=1")});
   auto plain = tk::run_curl(tmp_.path(), args);
   ASSERT_EQ(plain.exit_code, 0) << plain.output;
   EXPECT_EQ(plain.response.header("X-Body-Sha256"), expected);
@@ -180,8 +181,8 @@ TEST_F(TestkitWorld, hash_upstream_hashes_exactly_the_body_received_plain_and_ch
 }
 
 TEST_F(TestkitWorld, hash_upstream_counts_connection_reuse_and_refuses_untrusted_clients) {
-  tk::HashUpstream upstream({server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string(),
-                             tk::TlsProtocols::tls1_2});
+  tk::HashUpstream upstream(tk::hash_upstream_options(server_.chain.string(), server_.key.string(),
+                                                      pki_->ca_bundle_pem().string(), tk::TlsProtocols::tls1_2));
   auto args = client_tls_args();
   args.insert(args.end(), {upstream.url("/a"), upstream.url("/b")});
   auto r = tk::run_curl(tmp_.path(), args);
@@ -194,8 +195,8 @@ TEST_F(TestkitWorld, hash_upstream_counts_connection_reuse_and_refuses_untrusted
   tk::OrgCertOptions o;
   o.subject = {"75", "Rogue", std::string(tk::kSiteA), "Cabinet A"};
   auto forged = rogue.issue_org_cert_with_key(o);
-  auto bad = tk::run_curl(tmp_.path(), {"--cacert", pki_->ca_bundle_pem().string(), "--cert",
-                                        forged.chain.string(), "--key", forged.key.string(), upstream.url("/")});
+  auto bad = tk::run_curl(tmp_.path(), {"--cacert", pki_->ca_bundle_pem().string(), "--cert", forged.chain.string(),
+                                        "--key", forged.key.string(), upstream.url("/")});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_EQ(upstream.requests(), 2u);
   for (int i = 0; i < 100 && upstream.handshake_failures() == 0; ++i) std::this_thread::sleep_for(20ms);

@@ -61,6 +61,12 @@ OrgproxyConfig SiteWorld::base_config() const {
   return config;
 }
 
+OrgproxyStart SiteWorld::daemon_start() const {
+  OrgproxyStart start;
+  start.env.emplace_back("SOFTHSM2_CONF", token_->conf_path().string());
+  return start;
+}
+
 std::vector<SiteSpec> three_test_sites() {
   return {{std::string(kSiteA), "SA09", "Imagerie Medicale Alpha", "75"},
           {std::string(kSiteB), "SA08", "Cabinet Radiologie Beta", "69"},

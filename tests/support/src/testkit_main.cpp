@@ -47,10 +47,10 @@ int demo_setup(const fs::path& dir, std::uint16_t listen_port) {
   config.port = listen_port != 0 ? listen_port : tk::free_loopback_port();
   config.log_level = "info";
   const std::string ca = world.pki().ca_bundle_pem().string();
-  config.upstreams.push_back({"dmp", "https://127.0.0.1:" + std::to_string(dmp.port) + "/si-dmp-server/v2/services",
-                              ca, "dmp", "test"});
-  config.upstreams.push_back({"insi", "https://127.0.0.1:" + std::to_string(insi.port) + "/lps", ca, "insi-auto",
-                              "test"});
+  const std::string dmp_base = "https://127.0.0.1:" + std::to_string(dmp.port) + "/si-dmp-server/v2/services";
+  const std::string insi_base = "https://127.0.0.1:" + std::to_string(insi.port) + "/lps";
+  config.upstreams.push_back(tk::make_upstream("dmp", dmp_base, ca, "dmp"));  // environment: test (TEST PKI)
+  config.upstreams.push_back(tk::make_upstream("insi", insi_base, ca, "insi-auto"));
   config.routes = {{"/dmp", "dmp"}, {"/insi", "insi"}};
   tk::write_file(dir / "orgproxy.yaml", config.yaml());
 

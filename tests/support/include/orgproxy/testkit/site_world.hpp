@@ -61,6 +61,8 @@ class SiteWorld {
   const IssuedFiles& upstream_server_cert() const { return server_; }
   /// A daemon configuration with the token, PIN file and every site as a tenant (no upstreams or routes).
   OrgproxyConfig base_config() const;
+  /// Start options for the daemon with this world's SOFTHSM2_CONF in its environment.
+  OrgproxyStart daemon_start() const;
 
  private:
   std::unique_ptr<TestPki> pki_;
