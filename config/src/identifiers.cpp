@@ -98,15 +98,16 @@ StructureIdCheck check_structure_id(std::string_view id) {
                                             "': a structure identifier is a type digit followed by the identifier");
   }
   if (all_digits(id)) {
-    // Bare national numbers, written without their type digit: name the full form.
-    if (id.size() == 14)
+    // Bare national numbers, written without their type digit: name the full form. Only when the number
+    // passes its own check, so that a truncated full id gets the length message of its type instead.
+    if (id.size() == 14 && siret_valid(id))
       return fail(StructureIdType::siret, "'" + std::string(id) + "' is a bare SIRET (14 digits): write the full "
                                           "structure identifier '3" + std::string(id) + "' (3 + SIRET)");
-    if (id.size() == 11)
+    if (id.size() == 11 && luhn_valid(id))
       return fail(StructureIdType::rpps_rang,
                   "'" + std::string(id) + "' is a bare RPPS (11 digits): write the full structure identifier '4" +
                       std::string(id) + "NNN' (4 + RPPS + the 3-digit rang of the activity)");
-    if (id.size() == 9)
+    if (id.size() == 9 && luhn_valid(id))
       return fail(StructureIdType::siren, "'" + std::string(id) + "' is a bare 9-digit number: write '2" +
                                               std::string(id) + "' for a SIREN or '1" + std::string(id) +
                                               "' for a FINESS");

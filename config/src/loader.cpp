@@ -23,7 +23,7 @@ constexpr std::uintmax_t kMaxFileBytes = 16u << 20;
 // RAII over glob(3)'s result.
 class GlobResult {
  public:
-  explicit GlobResult(const std::string& pattern) { rc_ = ::glob(pattern.c_str(), GLOB_ERR, nullptr, &g_); }
+  explicit GlobResult(const std::string& pattern) { rc_ = ::glob(pattern.c_str(), 0, nullptr, &g_); }
   ~GlobResult() { ::globfree(&g_); }
   GlobResult(const GlobResult&) = delete;
   GlobResult& operator=(const GlobResult&) = delete;
@@ -113,6 +113,7 @@ class Loader {
                                                  "configuration in one document");
       return;
     }
+    if (is_root) root_read_ = true;
     process(docs.empty() ? YAML::Node() : docs.front(), file, is_root);
   }
 
@@ -159,7 +160,7 @@ class Loader {
           continue;
         }
         if (g.rc() != 0) {
-          state_.diags.error(at, "include: cannot expand '" + item.Scalar() + "' (a directory is unreadable)");
+          state_.diags.error(at, "include: cannot expand '" + item.Scalar() + "' (glob error)");
           continue;
         }
         paths = g.paths();
@@ -196,6 +197,7 @@ class Loader {
 
  private:
   std::string root_name_;
+  bool root_read_ = false;  ///< the main file was read and parsed (whole-config checks make sense)
   std::vector<std::string> stack_;
   std::map<std::string, SourceMark> included_;
 };
@@ -220,9 +222,9 @@ void check_references(ParseState& s) {
   }
 }
 
-void check_listeners(ParseState& s, const std::string& root_name) {
+void check_listeners(ParseState& s, const std::string& root_name, bool root_read) {
   auto& listeners = s.config.listeners;
-  if (listeners.empty())
+  if (listeners.empty() && root_read)
     s.diags.error(SourceMark{root_name, 0, 0}, "no listener is configured ('listeners:' with at least one entry)");
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     const Listener& l = listeners[i];
@@ -254,7 +256,7 @@ LoadResult Loader::finish() {
       s.diags.error(t.mark, "tenant id '" + t.id + "' is defined twice: here and at " + it->second.str());
   }
   check_references(s);
-  check_listeners(s, root_name_);
+  check_listeners(s, root_name_, root_read_);
   if (s.diags.has_errors()) throw ConfigError(s.diags.all());
   s.config.source_file = root_name_;
   s.config.build_index();

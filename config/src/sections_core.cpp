@@ -155,7 +155,7 @@ void parse_listeners(const MapView& top, ParseState& state) {
   for (std::size_t i = 0; i < f->value.size(); ++i) {
     const YAML::Node item = f->value[i];
     std::string what = "listener #" + std::to_string(i + 1);
-    if (item.IsMap() && item["name"].IsScalar()) what = "listener '" + item["name"].Scalar() + "'";
+    if (auto n = child_text(item, "name"); !n.empty()) what = "listener '" + n + "'";
     MapView m(item, mark_of(item, top.file()), top.file(), top.diags(), what, kKeys);
     if (!m.valid()) continue;
     Listener l;

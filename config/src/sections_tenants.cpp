@@ -113,7 +113,7 @@ void parse_tenants(const MapView& top, ParseState& state) {
   for (std::size_t i = 0; i < f->value.size(); ++i) {
     const YAML::Node item = f->value[i];
     std::string what = "tenant #" + std::to_string(i + 1);
-    if (item.IsMap() && item["id"].IsScalar()) what = "tenant '" + item["id"].Scalar() + "'";
+    if (auto n = child_text(item, "id"); !n.empty()) what = "tenant '" + n + "'";
     MapView m(item, mark_of(item, top.file()), top.file(), top.diags(), what, kKeys);
     if (!m.valid()) continue;
     Tenant t;

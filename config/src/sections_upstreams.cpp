@@ -147,7 +147,7 @@ void parse_routes(const MapView& top, ParseState& state) {
   for (std::size_t i = 0; i < f->value.size(); ++i) {
     const YAML::Node item = f->value[i];
     std::string what = "route #" + std::to_string(i + 1);
-    if (item.IsMap() && item["prefix"].IsScalar()) what = "route '" + item["prefix"].Scalar() + "'";
+    if (auto n = child_text(item, "prefix"); !n.empty()) what = "route '" + n + "'";
     MapView m(item, mark_of(item, top.file()), top.file(), top.diags(), what, kKeys);
     if (!m.valid()) continue;
     Route r;

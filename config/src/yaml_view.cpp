@@ -22,6 +22,13 @@ std::string_view kind_of(const YAML::Node& node) {
   }
 }
 
+std::string child_text(const YAML::Node& map, std::string_view key) {
+  if (!map.IsMap()) return {};
+  for (auto it = map.begin(); it != map.end(); ++it)
+    if (it->first.IsScalar() && it->first.Scalar() == key) return it->second.IsScalar() ? it->second.Scalar() : "";
+  return {};
+}
+
 namespace {
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {

@@ -32,6 +32,10 @@ SourceMark mark_of(const YAML::Node& node, const FileCtx& file);
 /// "a mapping", "a sequence", "a scalar" or "nothing", for "expected X, found Y" messages.
 std::string_view kind_of(const YAML::Node& node);
 
+/// The text of `map`'s scalar child `key`, or "" (no throw when `map` is not a mapping or lacks the key:
+/// yaml-cpp's const operator[] yields an invalid node that throws on use).
+std::string child_text(const YAML::Node& map, std::string_view key);
+
 /// The candidate closest to `word` by edit distance (optimal string alignment), when close enough to be a
 /// plausible typo; "" otherwise.
 std::string closest(std::string_view word, std::span<const std::string_view> candidates);

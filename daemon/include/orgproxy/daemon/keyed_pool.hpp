@@ -1,0 +1,126 @@
+// Worker-local pool of idle upstream connections and TLS sessions, keyed by (tenant, identity, upstream)
+// (DESIGN.md "Upstream connections and TLS sessions are keyed by (tenant, identity, upstream)").
+// A connection or session stored under one key is only ever handed out for that same key: this is the
+// property nginx lacks (its pool key ignores the client certificate) and Pingora keeps.
+// Not thread-safe by design: one pool per worker thread, so the hot path takes no lock.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "orgproxy/keystore/ossl_ptr.hpp"
+
+namespace orgproxy::daemon {
+
+/// Identifies what an upstream connection is authenticated as and to. The views/pointers refer to the
+/// Runtime snapshot the pool is bound to (the pool is flushed when the snapshot changes).
+struct PoolKey {
+  std::string_view tenant;   ///< tenant id (exact text)
+  const void* identity = nullptr;  ///< the keystore::Identity presented
+  const void* upstream = nullptr;  ///< the config::Upstream reached
+
+  friend bool operator==(const PoolKey&, const PoolKey&) = default;
+};
+
+struct PoolKeyHash {
+  std::size_t operator()(const PoolKey& k) const noexcept {
+    std::size_t h = std::hash<std::string_view>{}(k.tenant);
+    h ^= std::hash<const void*>{}(k.identity) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= std::hash<const void*>{}(k.upstream) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h;
+  }
+};
+
+/// Idle connections of type `Conn` plus one resumable TLS session per key.
+template <class Conn>
+class KeyedIdlePool {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  /// The most recently released idle connection of `key` not expired at `now`, or nullptr. Expired
+  /// connections met on the way are dropped. The caller still checks liveness (the peer may have closed).
+  std::unique_ptr<Conn> acquire(const PoolKey& key, Clock::time_point now) {
+    auto it = buckets_.find(key);
+    if (it == buckets_.end()) return nullptr;
+    auto& idle = it->second.idle;
+    while (!idle.empty()) {
+      Entry e = std::move(idle.back());
+      idle.pop_back();
+      --idle_total_;
+      if (e.expires > now) return std::move(e.conn);
+    }
+    return nullptr;
+  }
+
+  /// Keeps `conn` idle under `key` until `expires`. Returns false (and drops it) when the key already
+  /// holds `max_idle` idle connections.
+  bool release(const PoolKey& key, std::unique_ptr<Conn> conn, Clock::time_point expires, std::size_t max_idle) {
+    auto& bucket = buckets_[key];
+    if (bucket.idle.size() >= max_idle) return false;
+    bucket.idle.push_back(Entry{std::move(conn), expires});
+    ++idle_total_;
+    return true;
+  }
+
+  /// Remembers the TLS session to resume on the next connection of `key` (replaces the previous one).
+  void store_session(const PoolKey& key, keystore::SslSessionPtr session) {
+    buckets_[key].session = std::move(session);
+  }
+  /// The session stored for exactly `key`, or nullptr. The pool keeps ownership.
+  SSL_SESSION* session(const PoolKey& key) const {
+    auto it = buckets_.find(key);
+    return it == buckets_.end() ? nullptr : it->second.session.get();
+  }
+  /// Forgets the session of `key` (after a failed resumption or handshake).
+  void forget_session(const PoolKey& key) {
+    auto it = buckets_.find(key);
+    if (it != buckets_.end()) it->second.session.reset();
+  }
+
+  /// Drops idle connections expired at `now`; removes buckets left empty without a session.
+  void sweep(Clock::time_point now) {
+    for (auto it = buckets_.begin(); it != buckets_.end();) {
+      auto& idle = it->second.idle;
+      std::size_t before = idle.size();
+      std::erase_if(idle, [now](const Entry& e) { return e.expires <= now; });
+      idle_total_ -= before - idle.size();
+      if (idle.empty() && !it->second.session)
+        it = buckets_.erase(it);
+      else
+        ++it;
+    }
+  }
+
+  /// Drops everything (used when the Runtime snapshot changes: nothing authenticated under an old
+  /// identity or CA bundle is reused).
+  void clear() {
+    buckets_.clear();
+    idle_total_ = 0;
+  }
+
+  std::size_t idle_count(const PoolKey& key) const {
+    auto it = buckets_.find(key);
+    return it == buckets_.end() ? 0 : it->second.idle.size();
+  }
+  std::size_t idle_total() const { return idle_total_; }
+
+ private:
+  struct Entry {
+    std::unique_ptr<Conn> conn;
+    Clock::time_point expires;
+  };
+  struct Bucket {
+    std::vector<Entry> idle;
+    keystore::SslSessionPtr session;
+  };
+  std::unordered_map<PoolKey, Bucket, PoolKeyHash> buckets_;
+  std::size_t idle_total_ = 0;
+};
+
+}  // namespace orgproxy::daemon

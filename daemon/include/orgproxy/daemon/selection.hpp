@@ -1,0 +1,55 @@
+// Tenant selection (DESIGN.md "Selector"): every selector configured on a listener is evaluated; those
+// that yield a tenant must agree, else 403 tenant_ambiguous; none yields one → 400 tenant_missing.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include <boost/beast/http/fields.hpp>
+
+#include "orgproxy/config/config.hpp"
+#include "orgproxy/daemon/error_response.hpp"
+
+namespace orgproxy::daemon {
+
+/// What one request offers to the selectors. Views into the request; valid for the request's lifetime.
+struct SelectionInput {
+  const boost::beast::http::fields* fields = nullptr;  ///< request header fields
+  std::string_view path;                                ///< request path (checked, without query)
+};
+
+/// The outcome: the tenant id (a view into the request or the listener config) and the path to route
+/// (the path with any `/sites/<id>` prefix removed), or an error code.
+struct Selection {
+  ErrorCode error = ErrorCode::none;
+  std::string_view tenant_id;
+  std::string_view route_path;
+  const char* reason = "";  ///< static text for logs when error != none
+};
+
+/// The selectors of one listener, prepared once per listener (not per request).
+/// Implemented in this slice: `fixed`, `header`, `path`. `source`, `client_cert` and `vihf` are accepted
+/// and yield no tenant yet (the listener logs that at start); they plug in as further cases of select().
+class TenantSelector {
+ public:
+  /// `listener` must outlive the selector (it is part of the Runtime's config snapshot).
+  explicit TenantSelector(const config::Listener& listener);
+
+  /// Runs every configured selector over `in`. Never throws.
+  Selection select(const SelectionInput& in) const;
+
+  /// The header to remove before forwarding ("" when the header selector is not configured).
+  std::string_view selection_header() const { return header_enabled_ ? header_name_ : std::string_view{}; }
+  /// Selectors configured but not implemented in this build (for the start-up log).
+  const std::vector<config::SelectorKind>& unimplemented() const { return unimplemented_; }
+
+ private:
+  bool fixed_enabled_ = false;
+  bool header_enabled_ = false;
+  bool path_enabled_ = false;
+  std::string_view fixed_id_;
+  std::string_view header_name_;
+  std::vector<config::SelectorKind> unimplemented_;
+};
+
+}  // namespace orgproxy::daemon

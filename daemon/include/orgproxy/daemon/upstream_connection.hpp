@@ -1,0 +1,59 @@
+// One mutual-TLS connection to an upstream, presenting one identity. Lives in a worker's KeyedIdlePool
+// between requests.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include "orgproxy/daemon/error_response.hpp"
+#include "orgproxy/daemon/keyed_pool.hpp"
+#include "orgproxy/daemon/runtime.hpp"
+
+namespace orgproxy::daemon {
+
+struct UpstreamConnection {
+  UpstreamConnection(const boost::asio::any_io_executor& ex, SslContextPtr context)
+      : ctx(std::move(context)), stream(ex, *ctx) {}
+
+  SslContextPtr ctx;  ///< keeps the SSL_CTX alive as long as the connection
+  boost::beast::ssl_stream<boost::beast::tcp_stream> stream;
+  boost::beast::flat_buffer buffer;  ///< upstream read buffer; must be empty for the connection to be pooled
+  std::uint64_t requests = 0;
+
+  /// True when the idle connection can carry a new request: nothing unread (neither in our buffer, nor in
+  /// OpenSSL, nor on the socket — data there is a close_notify or garbage) and no FIN/RST received.
+  /// Checked with a non-blocking MSG_PEEK, so a request is never written to a dead pooled connection.
+  bool reusable() const;
+};
+
+using UpstreamPool = KeyedIdlePool<UpstreamConnection>;
+
+/// Outcome of dialling.
+struct DialResult {
+  std::unique_ptr<UpstreamConnection> conn;
+  ErrorCode error = ErrorCode::none;
+  std::string detail;  ///< for the log line
+};
+
+/// Resolves, connects (upstream.connect_timeout) and handshakes (upstream.handshake_timeout) a new
+/// connection for `identity` to `up`: SNI = up.sni (none for IP literals), certificate verified against
+/// up.verify_name (SSL_set1_host / IP), the TLS session of exactly `key` offered for resumption.
+/// Errors: upstream_connect, upstream_timeout, upstream_tls, identity_unavailable (token failing).
+/// Never throws across the coroutine boundary.
+boost::asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState& up,
+                                                 const keystore::Identity& identity, UpstreamPool& pool,
+                                                 const PoolKey& key);
+
+/// After a complete response on a keep-alive connection: stores its TLS session under `key` and returns
+/// it to `pool` (expiring after the upstream's idle_timeout). Drops it when not reusable.
+void release_upstream(UpstreamPool& pool, const PoolKey& key, std::unique_ptr<UpstreamConnection> conn,
+                      const config::Upstream& up);
+
+}  // namespace orgproxy::daemon

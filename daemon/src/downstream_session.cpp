@@ -1,0 +1,221 @@
+#include "orgproxy/daemon/downstream_session.hpp"
+
+#include <chrono>
+#include <optional>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "exchange.hpp"
+#include "orgproxy/daemon/http_rules.hpp"
+#include "read_head.hpp"
+
+namespace orgproxy::daemon {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// Keeps the session visible to Worker::begin_shutdown while it lives.
+class SessionRegistration {
+ public:
+  SessionRegistration(Worker& w, beast::tcp_stream& s) : worker_(w), it_(w.register_session(s)) {}
+  ~SessionRegistration() { worker_.unregister_session(it_); }
+  void idle(bool v) { it_->idle = v; }
+
+ private:
+  Worker& worker_;
+  std::list<Worker::SessionEntry>::iterator it_;
+};
+
+std::string_view method_text(const http::request_parser<http::buffer_body>& req) {
+  return req.get().method_string();
+}
+
+// Answers orgproxy's own error and logs it. `keep` is honoured only if the request was fully read.
+asio::awaitable<bool> answer_error(Exchange& x, ErrorCode code, std::string_view detail, bool keep) {
+  const bool soap = is_soap12(x.req.get()[http::field::content_type]);
+  keep = keep && x.client_keep_alive && x.req.is_done() && !x.worker.stopping();
+  auto res = make_error_response({code, x.request_id, detail, soap, false, keep, x.client_version});
+  x.record.status = res.result_int();
+  x.record.error = code;
+  spdlog::warn("request {} listener {} tenant {} upstream {}: {} {}: {}", x.request_id, x.listener.name,
+               x.record.tenant.empty() ? "-" : x.record.tenant, x.record.upstream.empty() ? "-" : x.record.upstream,
+               x.record.status, to_string(code), detail);
+  x.down.expires_after(x.listener.idle_timeout);
+  auto [ec, n] = co_await http::async_write(x.down, res, nothrow);
+  co_return keep && !ec;
+}
+
+// Answers a head that could not be parsed (no parser state to consult) and closes.
+asio::awaitable<void> answer_head_error(beast::tcp_stream& down, const config::Listener& l, ErrorCode code,
+                                        std::string_view request_id, std::string_view reason) {
+  auto res = make_error_response({code, request_id, reason, false, false, false, 11});
+  spdlog::warn("request {} listener {}: {} {}: {}", request_id, l.name, res.result_int(), to_string(code), reason);
+  AccessRecord rec;
+  rec.request_id = request_id;
+  rec.listener = l.name;
+  rec.status = res.result_int();
+  rec.error = code;
+  log_access(rec);
+  down.expires_after(l.idle_timeout);
+  co_await http::async_write(down, res, nothrow);
+}
+
+// Selection, routing, limits, identity; then forward. Returns whether the connection may be reused.
+asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector) {
+  auto& head = x.req.get();
+
+  if (const char* why = check_request_framing(head, head.version()); *why)
+    co_return co_await answer_error(x, ErrorCode::bad_request, why, false);
+
+  const char* target_reason = "";
+  auto parts = check_target(head.target(), &target_reason);
+  if (!parts) co_return co_await answer_error(x, ErrorCode::bad_request, target_reason, false);
+  x.record.path = parts->path;
+
+  std::string_view host_name;
+  if (auto host_it = head.find(http::field::host); host_it != head.end()) {
+    auto hp = parse_host(host_it->value());
+    if (!hp) co_return co_await answer_error(x, ErrorCode::bad_request, "malformed Host", false);
+    host_name = hp->host;
+  }
+
+  Selection sel = selector.select({&head, parts->path});
+  if (sel.error != ErrorCode::none) co_return co_await answer_error(x, sel.error, sel.reason, true);
+  x.record.tenant = sel.tenant_id;
+  const TenantState* tenant = x.rt->find_tenant(sel.tenant_id);
+  if (!tenant) co_return co_await answer_error(x, ErrorCode::unknown_tenant, "tenant is not configured", true);
+
+  const config::Route* route = x.rt->config().match_route(sel.route_path, host_name);
+  const UpstreamState* up = x.rt->route_upstream(route);
+  if (!route || !up) co_return co_await answer_error(x, ErrorCode::no_route, "no route matches the path", true);
+  x.upstream = up;
+  x.record.upstream = up->upstream->name;
+
+  // Body limit from the headers alone (C10c): refused before a byte of body is read or sent.
+  if (auto length = x.req.content_length(); length && *length > route->max_body_bytes)
+    co_return co_await answer_error(x, ErrorCode::request_too_large, "Content-Length over the route's max_body",
+                                    false);
+  x.req.body_limit(route->max_body_bytes);
+
+  const config::Purpose purpose = up->upstream->purpose;
+  IdentityPick pick =
+      pick_identity(tenant->identities[purpose_index(purpose)], std::chrono::system_clock::now());
+  if (pick.error == ErrorCode::identity_missing) {
+    std::string why = "tenant has no identity of purpose " + std::string(config::to_string(purpose));
+    co_return co_await answer_error(x, pick.error, why, true);
+  }
+  if (pick.error != ErrorCode::none) {
+    std::string why = "no usable identity of purpose " + std::string(config::to_string(purpose));
+    co_return co_await answer_error(x, pick.error, why, true);
+  }
+  x.identity = pick.identity;
+  x.target = map_target(up->upstream->base_path, route->prefix, sel.route_path, *parts);
+
+  // Expect: 100-continue (C04): every check that could refuse the request has passed, so the client may
+  // send the body now; the upstream is not asked for its own 100.
+  if (!x.req.is_done() && x.client_version >= 11 &&
+      beast::iequals(trim_ows(head[http::field::expect]), "100-continue")) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    x.down.expires_after(x.listener.idle_timeout);
+    auto [ec, n] = co_await asio::async_write(x.down, asio::buffer(kContinue.data(), kContinue.size()), nothrow);
+    if (ec) co_return false;
+  }
+
+  ForwardOutcome fo = co_await forward(x);
+  if (fo.error != ErrorCode::none && !fo.response_started)
+    co_return co_await answer_error(x, fo.error, fo.detail, fo.keep_downstream);
+  if (fo.error != ErrorCode::none || !fo.detail.empty()) {
+    x.record.error = fo.error;
+    spdlog::warn("request {} listener {} tenant {} upstream {}: {} after the response started: {}", x.request_id,
+                 x.listener.name, x.record.tenant, x.record.upstream, to_string(fo.error), fo.detail);
+  }
+  co_return fo.keep_downstream;
+}
+
+}  // namespace
+
+asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot, asio::ip::tcp::socket socket) {
+  beast::tcp_stream down(std::move(socket));
+  beast::flat_buffer buffer;
+  auto relay = std::make_unique<char[]>(kRelayBufferBytes);
+  SessionRegistration registration(worker, down);
+
+  // The listener settings to use follow reloads; cached per snapshot generation, not looked up per request.
+  std::uint64_t cached_generation = 0;
+  const config::Listener* listener = &slot.listener;
+  const TenantSelector* selector = &slot.selector;
+
+  while (!worker.stopping()) {
+    std::shared_ptr<const Runtime> rt = worker.runtime();
+    if (rt->generation() != cached_generation) {
+      cached_generation = rt->generation();
+      int index = rt->listener_index(slot.listener.name);
+      listener = index >= 0 ? &rt->config().listeners[static_cast<std::size_t>(index)] : &slot.listener;
+      selector = index >= 0 ? &rt->selector(static_cast<std::size_t>(index)) : &slot.selector;
+    }
+
+    http::request_parser<http::buffer_body> req;
+    req.header_limit(static_cast<std::uint32_t>(listener->max_header_bytes + 4));
+    registration.idle(buffer.size() == 0);
+    HeadRead hr = co_await read_head(down, buffer, req, listener->max_header_bytes, listener->max_header_count,
+                                     listener->idle_timeout, listener->header_timeout);
+    registration.idle(false);
+    const auto started = std::chrono::steady_clock::now();
+    RequestId id = worker.next_request_id();
+
+    if (hr.ec) break;  // EOF, reset, idle or header deadline (slowloris), shutdown wake-up: close quietly
+    if (hr.status == HeadScan::Status::too_large) {
+      co_await answer_head_error(down, *listener, ErrorCode::headers_too_large, id.view(), hr.reason);
+      break;
+    }
+    if (hr.status == HeadScan::Status::malformed) {
+      co_await answer_head_error(down, *listener, ErrorCode::bad_request, id.view(), hr.reason);
+      break;
+    }
+    if (hr.parse_ec) {
+      co_await answer_head_error(down, *listener, ErrorCode::bad_request, id.view(),
+                                 "request head: " + hr.parse_ec.message());
+      break;
+    }
+
+    AccessRecord record;
+    record.request_id = id.view();
+    record.listener = listener->name;
+    record.method = method_text(req);
+    Exchange x{worker,
+               rt,
+               *listener,
+               down,
+               buffer,
+               req,
+               relay.get(),
+               id.view(),
+               record,
+               selector->selection_header(),
+               req.get().version(),
+               req.keep_alive(),
+               req.get().method() == http::verb::head};
+    bool keep = co_await handle_request(x, *selector);
+    record.duration_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    log_access(record);
+    if (!keep) break;
+  }
+  boost::system::error_code ec;
+  down.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  down.close();
+}
+
+}  // namespace orgproxy::daemon

@@ -1,0 +1,56 @@
+// Internal: the state of one request/response exchange shared by downstream_session.cpp and forward.cpp.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include "orgproxy/daemon/access_log.hpp"
+#include "orgproxy/daemon/runtime.hpp"
+#include "orgproxy/daemon/worker.hpp"
+
+namespace orgproxy::daemon {
+
+/// Relay buffer per session: bounds the memory a streamed body takes, whatever its size (C10).
+inline constexpr std::size_t kRelayBufferBytes = 16 * 1024;
+
+struct Exchange {
+  Worker& worker;
+  const std::shared_ptr<const Runtime>& rt;
+  const config::Listener& listener;
+  boost::beast::tcp_stream& down;
+  boost::beast::flat_buffer& down_buffer;
+  boost::beast::http::request_parser<boost::beast::http::buffer_body>& req;
+  char* relay;  ///< kRelayBufferBytes
+  std::string_view request_id;
+  AccessRecord& record;
+  std::string_view selection_header;
+  unsigned client_version = 11;
+  bool client_keep_alive = true;
+  bool is_head = false;
+  // Set by routing before forward():
+  const UpstreamState* upstream = nullptr;
+  const keystore::Identity* identity = nullptr;
+  std::string target;
+};
+
+/// What forward() did.
+struct ForwardOutcome {
+  ErrorCode error = ErrorCode::none;  ///< orgproxy's error, or none when the upstream's answer was relayed
+  std::string detail;                 ///< for the log line
+  bool response_started = false;      ///< bytes of a response were written downstream
+  bool keep_downstream = false;       ///< the downstream connection may carry another request
+  bool request_error = false;         ///< the failure came from the client's side (bad chunk, body limit)
+};
+
+/// Forwards the request whose head is in `x.req` to `x.upstream` as `x.identity`, streaming both bodies.
+/// Never throws.
+boost::asio::awaitable<ForwardOutcome> forward(Exchange& x);
+
+}  // namespace orgproxy::daemon

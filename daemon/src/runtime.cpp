@@ -1,0 +1,135 @@
+#include "orgproxy/daemon/runtime.hpp"
+
+#include <boost/asio/ip/address.hpp>
+
+#include "orgproxy/daemon/http_rules.hpp"
+
+namespace orgproxy::daemon {
+
+IdentityPick pick_identity(const std::vector<IdentitySlot>& slots, std::chrono::system_clock::time_point now) {
+  IdentityPick pick;
+  if (slots.empty()) {
+    pick.error = ErrorCode::identity_missing;
+    return pick;
+  }
+  for (auto const& slot : slots) {
+    const keystore::Identity* id = slot.identity.get();
+    if (!id || !id->usable() || now < id->not_before() || now >= id->not_after()) continue;
+    if (!pick.identity || id->not_before() > pick.identity->not_before()) pick.identity = id;
+  }
+  if (!pick.identity) pick.error = ErrorCode::identity_unavailable;
+  return pick;
+}
+
+UpstreamState make_upstream_state(const config::Upstream& u) {
+  UpstreamState s;
+  s.upstream = &u;
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(u.host, ec);
+  bool host_is_ip = !ec;
+  // Config defaults sni to host unless host is an IP literal; an IP literal is never sent as SNI.
+  if (!u.sni.empty()) {
+    boost::asio::ip::make_address(u.sni, ec);
+    if (ec) s.sni = u.sni;
+  }
+  if (!s.sni.empty()) {
+    s.verify_name = s.sni;
+  } else {
+    s.verify_name = host_is_ip ? addr.to_string() : u.host;
+    s.verify_is_ip = host_is_ip;
+  }
+  s.authority = upstream_authority(!s.sni.empty() ? std::string_view(s.sni) : std::string_view(u.host), u.port);
+  s.port_text = std::to_string(u.port);
+  return s;
+}
+
+std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::shared_ptr<keystore::Keystore> keystore,
+                                              std::uint64_t generation, std::vector<std::string>& problems) {
+  auto rt = std::shared_ptr<Runtime>(new Runtime());
+  rt->config_ = std::move(config);
+  rt->generation_ = generation;
+  rt->tls_contexts_ = std::make_unique<TlsContextCache>(keystore);
+  const config::Config& cfg = *rt->config_;
+
+  for (auto const& l : cfg.listeners) rt->selectors_.emplace_back(l);
+  rt->upstreams_.reserve(cfg.routes.size());
+  for (auto const& route : cfg.routes) {
+    const config::Upstream* u = cfg.find_upstream(route.upstream);
+    if (!u) throw RuntimeError("route " + route.prefix + " names unknown upstream " + route.upstream);
+    rt->upstreams_.push_back(make_upstream_state(*u));
+  }
+
+  // One load_identities call for the whole config: the keystore does one object search per token.
+  std::vector<keystore::IdentitySpec> specs;
+  struct Where {
+    std::string_view tenant;
+    std::size_t purpose;
+  };
+  std::vector<Where> where;
+  for (auto const& t : cfg.tenants) {
+    rt->tenants_[t.id].tenant = &t;
+    for (auto const& [purpose, refs] : t.identities) {
+      for (auto const& ref : refs) {
+        specs.push_back({t.id, std::string(config::to_string(purpose)), ref.cert_file, ref.key});
+        where.push_back({t.id, purpose_index(purpose)});
+      }
+    }
+  }
+  std::vector<keystore::IdentityLoad> loads;
+  if (keystore && !specs.empty()) {
+    loads = keystore->load_identities(specs);
+  } else {
+    loads.resize(specs.size());
+    for (auto& l : loads) l.error = "keystore not opened";
+  }
+  if (loads.size() != specs.size()) throw RuntimeError("keystore returned a wrong number of identities");
+
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    IdentitySlot slot{std::move(loads[i].identity), std::move(loads[i].error)};
+    if (slot.identity) {
+      // The chain must verify to the CA bundle of every upstream that will be offered this identity.
+      for (auto const& [name, u] : cfg.upstreams) {
+        if (config::to_string(u.purpose) != specs[i].purpose) continue;
+        std::string why = keystore::verify_identity_chain(*slot.identity, u.ca_file);
+        if (!why.empty()) {
+          slot.error = "chain does not verify to the CA bundle of upstream " + name + ": " + why;
+          slot.identity.reset();
+          break;
+        }
+      }
+    } else if (slot.error.empty()) {
+      slot.error = "not loaded";
+    }
+    if (slot.identity) {
+      ++rt->loaded_;
+    } else {
+      ++rt->unavailable_;
+      problems.push_back("tenant " + specs[i].tenant_id + " purpose " + specs[i].purpose + " (" +
+                         specs[i].cert_file + "): identity unavailable: " + slot.error);
+    }
+    rt->tenants_[where[i].tenant].identities[where[i].purpose].push_back(std::move(slot));
+  }
+  if (cfg.settings.require_all_identities && rt->unavailable_ > 0)
+    throw RuntimeError(std::to_string(rt->unavailable_) +
+                       " identities unavailable and settings.require_all_identities is on");
+  return rt;
+}
+
+const TenantState* Runtime::find_tenant(std::string_view id) const {
+  auto it = tenants_.find(id);
+  return it == tenants_.end() ? nullptr : &it->second;
+}
+
+int Runtime::listener_index(std::string_view name) const {
+  for (std::size_t i = 0; i < config_->listeners.size(); ++i)
+    if (config_->listeners[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+const UpstreamState* Runtime::route_upstream(const config::Route* route) const {
+  if (!route || config_->routes.empty()) return nullptr;
+  auto index = static_cast<std::size_t>(route - config_->routes.data());
+  return index < upstreams_.size() ? &upstreams_[index] : nullptr;
+}
+
+}  // namespace orgproxy::daemon

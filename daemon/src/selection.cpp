@@ -1,0 +1,74 @@
+#include "orgproxy/daemon/selection.hpp"
+
+#include "orgproxy/daemon/http_rules.hpp"
+
+namespace orgproxy::daemon {
+
+TenantSelector::TenantSelector(const config::Listener& listener)
+    : fixed_id_(listener.fixed_tenant), header_name_(listener.tenant_header) {
+  for (auto kind : listener.selectors) {
+    switch (kind) {
+      case config::SelectorKind::fixed: fixed_enabled_ = true; break;
+      case config::SelectorKind::header: header_enabled_ = true; break;
+      case config::SelectorKind::path: path_enabled_ = true; break;
+      case config::SelectorKind::source:
+      case config::SelectorKind::client_cert:
+      case config::SelectorKind::vihf: unimplemented_.push_back(kind); break;
+    }
+  }
+}
+
+Selection TenantSelector::select(const SelectionInput& in) const {
+  Selection s;
+  s.route_path = in.path;
+  std::string_view chosen;
+  bool have = false;
+  // One vote per yielding selector; any disagreement is final.
+  auto vote = [&](std::string_view id) {
+    if (!have) {
+      chosen = id;
+      have = true;
+      return true;
+    }
+    return chosen == id;
+  };
+  auto ambiguous = [&](const char* why) {
+    s.error = ErrorCode::tenant_ambiguous;
+    s.reason = why;
+    return s;
+  };
+
+  if (fixed_enabled_ && !fixed_id_.empty()) vote(fixed_id_);
+
+  if (header_enabled_ && in.fields) {
+    // Every occurrence counts: two differing selection headers are ambiguous, not "first wins".
+    for (auto const& f : *in.fields) {
+      if (!boost::beast::iequals(f.name_string(), header_name_)) continue;
+      auto value = trim_ows(f.value());
+      if (value.empty()) {
+        s.error = ErrorCode::bad_request;
+        s.reason = "empty tenant selection header";
+        return s;
+      }
+      if (!vote(value)) return ambiguous("tenant selectors disagree (header)");
+    }
+  }
+
+  if (path_enabled_) {
+    std::string_view rest;
+    if (auto id = split_site_prefix(in.path, rest)) {
+      if (!vote(*id)) return ambiguous("tenant selectors disagree (path)");
+      s.route_path = rest;
+    }
+  }
+
+  if (!have) {
+    s.error = ErrorCode::tenant_missing;
+    s.reason = "no selector yielded a tenant";
+    return s;
+  }
+  s.tenant_id = chosen;
+  return s;
+}
+
+}  // namespace orgproxy::daemon

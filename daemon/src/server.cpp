@@ -1,0 +1,258 @@
+#include "orgproxy/daemon/server.hpp"
+
+#include <atomic>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include "orgproxy/config/load.hpp"
+#include "orgproxy/daemon/runtime.hpp"
+#include "orgproxy/daemon/worker.hpp"
+#include "orgproxy/keystore/keystore.hpp"
+
+namespace orgproxy::daemon {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+bool needs_keystore(const config::Config& cfg) {
+  if (!cfg.pkcs11.modules.empty()) return true;
+  for (auto const& t : cfg.tenants)
+    if (!t.identities.empty()) return true;
+  return false;
+}
+
+keystore::KeystoreOptions keystore_options(const config::Config& cfg) {
+  keystore::KeystoreOptions o;
+  for (auto const& m : cfg.pkcs11.modules) o.modules.push_back({m.name, m.path});
+  o.pin_file = cfg.pkcs11.pin_file;
+  o.allow_pin_value = cfg.pkcs11.allow_pin_value;
+  o.allow_key_files = cfg.pkcs11.allow_key_files;
+  o.allow_extractable = cfg.pkcs11.allow_extractable_keys;
+  o.max_concurrent_signs = cfg.pkcs11.max_concurrent_signs;
+  return o;
+}
+
+void apply_log_level(const config::Config& cfg) {
+  auto level = spdlog::level::from_str(cfg.settings.log_level);
+  if (level == spdlog::level::off && cfg.settings.log_level != "off") level = spdlog::level::info;
+  spdlog::set_level(level);
+}
+
+// Loads a config, printing its diagnostics to the log; nullptr when it has errors.
+config::ConfigPtr load_logged(const std::filesystem::path& path) {
+  try {
+    auto result = config::load_config(path);
+    for (auto const& w : result.warnings) spdlog::warn("{}", w.str());
+    return result.config;
+  } catch (const config::ConfigError& e) {
+    for (auto const& d : e.diagnostics()) spdlog::error("{}", d.str());
+    spdlog::error("configuration {} has {} problem(s)", path.string(), e.diagnostics().size());
+  } catch (const std::exception& e) {
+    spdlog::error("configuration {}: {}", path.string(), e.what());
+  }
+  return nullptr;
+}
+
+bool same_listeners(const config::Config& a, const config::Config& b) {
+  if (a.listeners.size() != b.listeners.size()) return false;
+  for (std::size_t i = 0; i < a.listeners.size(); ++i) {
+    auto const& x = a.listeners[i];
+    auto const& y = b.listeners[i];
+    if (x.name != y.name || x.address != y.address || x.port != y.port) return false;
+  }
+  return true;
+}
+
+class Server {
+ public:
+  int run(const std::filesystem::path& config_path);
+
+ private:
+  void reload();
+  void shutdown();
+
+  std::filesystem::path config_path_;
+  std::shared_ptr<keystore::Keystore> keystore_;
+  RuntimeSlot runtime_;
+  std::uint64_t generation_ = 1;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  asio::io_context control_{1};
+};
+
+int Server::run(const std::filesystem::path& config_path) {
+  config_path_ = config_path;
+  config::ConfigPtr cfg = load_logged(config_path);
+  if (!cfg) return 1;
+  apply_log_level(*cfg);
+
+  try {
+    if (needs_keystore(*cfg)) keystore_ = keystore::Keystore::open(keystore_options(*cfg));
+  } catch (const std::exception& e) {
+    spdlog::critical("keystore: {}", e.what());
+    return 1;
+  }
+
+  std::shared_ptr<const Runtime> rt;
+  try {
+    std::vector<std::string> problems;
+    rt = Runtime::build(cfg, keystore_, generation_, problems);
+    for (auto const& p : problems) spdlog::error("{}", p);
+    spdlog::info("identities: {} usable, {} unavailable", rt->identities_loaded(), rt->identities_unavailable());
+  } catch (const std::exception& e) {
+    spdlog::critical("start refused: {}", e.what());
+    return 1;
+  }
+  runtime_.store(rt);
+
+  unsigned n = cfg->settings.workers ? cfg->settings.workers : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, runtime_));
+
+  for (std::size_t li = 0; li < cfg->listeners.size(); ++li) {
+    auto const& l = rt->config().listeners[li];
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(l.address, ec);
+    if (ec) {
+      spdlog::critical("listener {}: address {} is not an IP address", l.name, l.address);
+      return 1;
+    }
+    std::uint16_t port = l.port;
+    try {
+      for (auto& w : workers_) port = w->bind(l, tcp::endpoint(address, port));
+    } catch (const boost::system::system_error& e) {
+      spdlog::critical("listener {}: cannot listen on {}:{}: {}", l.name, l.address, l.port, e.code().message());
+      return 1;
+    }
+    if (address.is_loopback())
+      spdlog::info("listener {} on {}:{}: loopback without client rules: local clients are allowed", l.name,
+                   l.address, port);
+    else
+      spdlog::info("listener {} on {}:{}", l.name, l.address, port);
+    for (auto kind : rt->selector(li).unimplemented())
+      spdlog::warn("listener {}: selector '{}' is not implemented in this build and yields no tenant", l.name,
+                   config::to_string(kind));
+  }
+
+  for (auto& w : workers_) {
+    w->start();
+    threads_.emplace_back([w = w.get()] { w->run(); });
+  }
+  spdlog::info("ready: {} worker(s), {} listener(s), {} tenant(s), {} route(s)", n, cfg->listeners.size(),
+               cfg->tenants.size(), cfg->routes.size());
+
+  asio::signal_set signals(control_, SIGTERM, SIGINT, SIGHUP);
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      reload();
+      signals.async_wait(on_signal);
+      return;
+    }
+    spdlog::info("signal {}: graceful shutdown", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    shutdown();
+  };
+  signals.async_wait(on_signal);
+  control_.run();
+  for (auto& t : threads_) t.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+void Server::reload() {
+  spdlog::info("SIGHUP: reloading {}", config_path_.string());
+  config::ConfigPtr cfg = load_logged(config_path_);
+  if (!cfg) {
+    spdlog::error("reload rejected: the previous configuration keeps serving");
+    return;
+  }
+  auto old = runtime_.load();
+  if (!same_listeners(old->config(), *cfg))
+    spdlog::warn("reload: listener addresses/ports changed; they take effect at the next restart");
+  try {
+    std::vector<std::string> problems;
+    auto rt = Runtime::build(cfg, keystore_, ++generation_, problems);
+    for (auto const& p : problems) spdlog::error("{}", p);
+    apply_log_level(*cfg);
+    runtime_.store(rt, std::memory_order_release);
+    spdlog::info("reloaded: generation {}, identities: {} usable, {} unavailable", rt->generation(),
+                 rt->identities_loaded(), rt->identities_unavailable());
+  } catch (const std::exception& e) {
+    spdlog::error("reload rejected: {}; the previous configuration keeps serving", e.what());
+  }
+}
+
+void Server::shutdown() {
+  for (auto& w : workers_) w->begin_shutdown();
+  auto grace = runtime_.load()->config().settings.shutdown_grace;
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  // Polled from the control thread: in-flight requests finish on their own; stragglers are cut at the end
+  // of the grace period.
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::size_t active = 0;
+    for (auto& w : workers_) active += w->active_sessions();
+    if (active == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::size_t left = 0;
+  for (auto& w : workers_) left += w->active_sessions();
+  if (left) spdlog::warn("shutdown grace over: closing {} connection(s) still open", left);
+  for (auto& w : workers_) w->stop();
+  control_.stop();
+}
+
+}  // namespace
+
+int run_server(const std::filesystem::path& config_path) {
+  Server server;
+  return server.run(config_path);
+}
+
+int check_config(const std::filesystem::path& config_path, bool offline, std::ostream& out, std::ostream& err) {
+  config::ConfigPtr cfg;
+  try {
+    auto result = config::load_config(config_path);
+    for (auto const& w : result.warnings) err << w.str() << '\n';
+    cfg = result.config;
+  } catch (const config::ConfigError& e) {
+    for (auto const& d : e.diagnostics()) err << d.str() << '\n';
+    err << config_path.string() << ": configuration test failed (" << e.diagnostics().size() << " problem(s))\n";
+    return 1;
+  }
+  if (offline) {
+    out << config_path.string() << ": configuration syntax is ok (offline: token and identities not checked)\n";
+    return 0;
+  }
+  std::shared_ptr<keystore::Keystore> ks;
+  try {
+    if (needs_keystore(*cfg)) ks = keystore::Keystore::open(keystore_options(*cfg));
+  } catch (const std::exception& e) {
+    err << "keystore: " << e.what() << '\n';
+    err << config_path.string() << ": configuration test failed\n";
+    return 1;
+  }
+  std::vector<std::string> problems;
+  try {
+    auto rt = Runtime::build(cfg, ks, 1, problems);
+    for (auto const& p : problems) err << p << '\n';
+    if (problems.empty()) {
+      out << config_path.string() << ": configuration test is successful (" << rt->identities_loaded()
+          << " identities usable)\n";
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    for (auto const& p : problems) err << p << '\n';
+    err << e.what() << '\n';
+  }
+  err << config_path.string() << ": configuration test failed\n";
+  return 1;
+}
+
+}  // namespace orgproxy::daemon

@@ -1,0 +1,64 @@
+#include "orgproxy/daemon/tls_context_cache.hpp"
+
+#include <openssl/tls1.h>
+
+namespace orgproxy::daemon {
+
+namespace {
+int to_openssl(config::TlsVersion v) { return v == config::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
+}  // namespace
+
+TlsContextCache::TlsContextCache(std::shared_ptr<keystore::Keystore> keystore, std::chrono::seconds evict_after)
+    : keystore_(std::move(keystore)), evict_after_(evict_after) {}
+
+SslContextPtr TlsContextCache::get(const keystore::Identity& identity, const config::Upstream& upstream,
+                                   std::string& error) {
+  auto now = std::chrono::steady_clock::now();
+  Key key{&identity, &upstream};
+  {
+    std::lock_guard lock(mutex_);
+    evict_unused(now);
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      it->second.last_used = now;
+      return it->second.ctx;
+    }
+  }
+  if (!keystore_) {
+    error = "no keystore";
+    return nullptr;
+  }
+  // Built outside the lock: loading a CA bundle must not stall other workers' dials.
+  keystore::TlsClientOptions options;
+  options.ca_file = upstream.ca_file;
+  options.min_version = to_openssl(upstream.tls_min);
+  options.max_version = to_openssl(upstream.tls_max);
+  SslContextPtr ctx;
+  try {
+    keystore::SslCtxPtr raw = keystore::make_client_context(*keystore_, identity, options);
+    // asio's context takes ownership of the native handle (it frees it in its destructor).
+    ctx = std::make_shared<boost::asio::ssl::context>(raw.release());
+  } catch (const std::exception& e) {
+    error = "TLS context for tenant " + identity.tenant_id() + " (" + identity.purpose() + ") to upstream " +
+            upstream.name + ": " + e.what();
+    return nullptr;
+  }
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = entries_.try_emplace(key, Entry{ctx, now});
+  return it->second.ctx;  // another worker may have won the race: use its context
+}
+
+std::size_t TlsContextCache::size() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+void TlsContextCache::evict_unused(std::chrono::steady_clock::time_point now) {
+  if (now - last_sweep_ < std::chrono::seconds(30)) return;
+  last_sweep_ = now;
+  // A context still referenced by a connection (use_count > 1) stays, whatever its age.
+  std::erase_if(entries_, [&](const auto& kv) {
+    return kv.second.ctx.use_count() == 1 && now - kv.second.last_used > evict_after_;
+  });
+}
+
+}  // namespace orgproxy::daemon

@@ -1,0 +1,118 @@
+#include "orgproxy/daemon/upstream_connection.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <spdlog/spdlog.h>
+
+namespace orgproxy::daemon {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+namespace {
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+}
+
+bool UpstreamConnection::reusable() const {
+  if (buffer.size() != 0) return false;
+  auto& self = const_cast<UpstreamConnection&>(*this);
+  SSL* ssl = self.stream.native_handle();
+  if (SSL_pending(ssl) > 0 || (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) return false;
+  auto& sock = beast::get_lowest_layer(self.stream).socket();
+  if (!sock.is_open()) return false;
+  char probe;
+  ssize_t n = ::recv(sock.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return false;  // FIN: the upstream closed while idle
+  if (n > 0) return false;   // unsolicited bytes (close_notify alert, garbage): not a clean idle connection
+  return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState& up,
+                                          const keystore::Identity& identity, UpstreamPool& pool,
+                                          const PoolKey& key) {
+  DialResult r;
+  const config::Upstream& u = *up.upstream;
+  std::string error;
+  SslContextPtr ctx = rt.tls_contexts().get(identity, u, error);
+  if (!ctx) {
+    r.error = identity.usable() ? ErrorCode::upstream_tls : ErrorCode::identity_unavailable;
+    r.detail = std::move(error);
+    co_return r;
+  }
+  auto ex = co_await asio::this_coro::executor;
+  auto conn = std::make_unique<UpstreamConnection>(ex, std::move(ctx));
+
+  tcp::resolver resolver(ex);
+  auto [rec, endpoints] = co_await resolver.async_resolve(u.host, up.port_text, use_nothrow);
+  if (rec) {
+    r.error = ErrorCode::upstream_connect;
+    r.detail = "resolve " + u.host + ": " + rec.message();
+    co_return r;
+  }
+  auto& tcp_layer = beast::get_lowest_layer(conn->stream);
+  tcp_layer.expires_after(u.connect_timeout);
+  auto [cec, ep] = co_await tcp_layer.async_connect(endpoints, use_nothrow);
+  if (cec) {
+    r.error = cec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
+    r.detail = "connect " + up.authority + ": " + cec.message();
+    co_return r;
+  }
+  tcp_layer.socket().set_option(tcp::no_delay(true));
+
+  SSL* ssl = conn->stream.native_handle();
+  if (!up.sni.empty()) SSL_set_tlsext_host_name(ssl, up.sni.c_str());
+  if (up.verify_is_ip) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), up.verify_name.c_str());
+  } else {
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    SSL_set1_host(ssl, up.verify_name.c_str());
+  }
+  // Resume only a session made under exactly this (tenant, identity, upstream).
+  if (SSL_SESSION* session = pool.session(key)) SSL_set_session(ssl, session);
+
+  tcp_layer.expires_after(u.handshake_timeout);
+  auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+  if (hec) {
+    pool.forget_session(key);
+    if (hec == beast::error::timeout) {
+      r.error = ErrorCode::upstream_timeout;
+    } else if (!identity.usable()) {
+      r.error = ErrorCode::identity_unavailable;
+    } else {
+      r.error = ErrorCode::upstream_tls;
+    }
+    long verify = SSL_get_verify_result(ssl);
+    r.detail = "TLS handshake with " + up.authority + ": " + hec.message();
+    if (verify != X509_V_OK) r.detail += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
+    co_return r;
+  }
+  r.conn = std::move(conn);
+  co_return r;
+}
+
+void release_upstream(UpstreamPool& pool, const PoolKey& key, std::unique_ptr<UpstreamConnection> conn,
+                      const config::Upstream& up) {
+  if (!conn || !conn->reusable()) return;
+  SSL* ssl = conn->stream.native_handle();
+  // Stored at release, not right after the handshake: TLS 1.3 tickets arrive after the handshake.
+  if (SSL_SESSION* s = SSL_get1_session(ssl)) {
+    if (SSL_SESSION_is_resumable(s))
+      pool.store_session(key, keystore::SslSessionPtr(s));
+    else
+      SSL_SESSION_free(s);
+  }
+  beast::get_lowest_layer(conn->stream).expires_never();
+  pool.release(key, std::move(conn), UpstreamPool::Clock::now() + up.idle_timeout, up.max_idle_per_key);
+}
+
+}  // namespace orgproxy::daemon

@@ -1,0 +1,118 @@
+// Tenant selection: every configured selector is evaluated and those that yield must agree (DESIGN.md).
+#include <gtest/gtest.h>
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "orgproxy/daemon/selection.hpp"
+
+namespace orgproxy::daemon {
+namespace {
+
+namespace http = boost::beast::http;
+constexpr std::string_view kTenantA = "312345678200002";
+constexpr std::string_view kTenantB = "498765432103017";
+
+config::Listener listener_with(std::vector<config::SelectorKind> kinds) {
+  config::Listener l;
+  l.name = "ris";
+  l.selectors = std::move(kinds);
+  return l;
+}
+
+TEST(TenantSelection, header_selector_yields_the_header_value) {
+  auto l = listener_with({config::SelectorKind::header});
+  TenantSelector sel(l);
+  http::fields f;
+  f.insert("x-orgproxy-tenant", std::string(kTenantA) + " ");
+  auto s = sel.select({&f, "/dmp/registry"});
+  EXPECT_EQ(s.error, ErrorCode::none);
+  EXPECT_EQ(s.tenant_id, kTenantA);
+  EXPECT_EQ(s.route_path, "/dmp/registry");
+  EXPECT_EQ(sel.selection_header(), "X-Orgproxy-Tenant");
+}
+
+TEST(TenantSelection, no_selector_yielding_is_tenant_missing) {
+  auto l = listener_with({config::SelectorKind::header, config::SelectorKind::path});
+  TenantSelector sel(l);
+  http::fields f;
+  f.insert("X-Other", "1");
+  EXPECT_EQ(sel.select({&f, "/dmp"}).error, ErrorCode::tenant_missing);
+}
+
+TEST(TenantSelection, differing_repeated_headers_are_ambiguous_identical_ones_agree) {
+  auto l = listener_with({config::SelectorKind::header});
+  TenantSelector sel(l);
+  http::fields same;
+  same.insert("X-Orgproxy-Tenant", kTenantA);
+  same.insert("X-Other", "between");
+  same.insert("X-Orgproxy-Tenant", kTenantA);
+  EXPECT_EQ(sel.select({&same, "/dmp"}).tenant_id, kTenantA);
+  http::fields differ;
+  differ.insert("X-Orgproxy-Tenant", kTenantA);
+  differ.insert("X-Other", "between");
+  differ.insert("X-Orgproxy-Tenant", kTenantB);
+  EXPECT_EQ(sel.select({&differ, "/dmp"}).error, ErrorCode::tenant_ambiguous);
+}
+
+TEST(TenantSelection, header_and_path_must_agree) {
+  auto l = listener_with({config::SelectorKind::header, config::SelectorKind::path});
+  TenantSelector sel(l);
+  http::fields f;
+  f.insert("X-Orgproxy-Tenant", kTenantA);
+  std::string agree = "/sites/" + std::string(kTenantA) + "/dmp/registry";
+  auto ok = sel.select({&f, agree});
+  EXPECT_EQ(ok.error, ErrorCode::none);
+  EXPECT_EQ(ok.tenant_id, kTenantA);
+  EXPECT_EQ(ok.route_path, "/dmp/registry");  // the selector prefix is not routed nor forwarded
+  std::string disagree = "/sites/" + std::string(kTenantB) + "/dmp/registry";
+  EXPECT_EQ(sel.select({&f, disagree}).error, ErrorCode::tenant_ambiguous);
+}
+
+TEST(TenantSelection, path_alone_selects_and_is_ignored_when_not_configured) {
+  std::string path = "/sites/" + std::string(kTenantB) + "/insi";
+  http::fields none;
+  auto with_path = listener_with({config::SelectorKind::path});
+  TenantSelector sel(with_path);
+  auto s = sel.select({&none, path});
+  EXPECT_EQ(s.tenant_id, kTenantB);
+  EXPECT_EQ(s.route_path, "/insi");
+  auto header_only = listener_with({config::SelectorKind::header});
+  TenantSelector hsel(header_only);
+  EXPECT_EQ(hsel.select({&none, path}).error, ErrorCode::tenant_missing);
+  EXPECT_EQ(hsel.selection_header(), "X-Orgproxy-Tenant");
+  EXPECT_EQ(TenantSelector(with_path).selection_header(), "");
+}
+
+TEST(TenantSelection, fixed_tenant_must_agree_with_the_header) {
+  auto l = listener_with({config::SelectorKind::fixed, config::SelectorKind::header});
+  l.fixed_tenant = std::string(kTenantA);
+  TenantSelector sel(l);
+  http::fields none;
+  EXPECT_EQ(sel.select({&none, "/dmp"}).tenant_id, kTenantA);
+  http::fields other;
+  other.insert("X-Orgproxy-Tenant", kTenantB);
+  EXPECT_EQ(sel.select({&other, "/dmp"}).error, ErrorCode::tenant_ambiguous);
+}
+
+TEST(TenantSelection, custom_header_name_and_empty_value) {
+  auto l = listener_with({config::SelectorKind::header});
+  l.tenant_header = "X-Site";
+  TenantSelector sel(l);
+  http::fields f;
+  f.insert("X-Orgproxy-Tenant", kTenantA);  // not the configured header
+  EXPECT_EQ(sel.select({&f, "/dmp"}).error, ErrorCode::tenant_missing);
+  http::fields empty;
+  empty.insert("x-site", "  ");
+  EXPECT_EQ(sel.select({&empty, "/dmp"}).error, ErrorCode::bad_request);
+}
+
+TEST(TenantSelection, unimplemented_selectors_are_reported) {
+  auto l = listener_with({config::SelectorKind::header, config::SelectorKind::vihf});
+  TenantSelector sel(l);
+  ASSERT_EQ(sel.unimplemented().size(), 1u);
+  EXPECT_EQ(sel.unimplemented()[0], config::SelectorKind::vihf);
+}
+
+}  // namespace
+}  // namespace orgproxy::daemon
