@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "orgproxy/testkit/child_process.hpp"
@@ -13,8 +14,10 @@
 #include "orgproxy/testkit/http_client.hpp"
 #include "orgproxy/testkit/net.hpp"
 #include "orgproxy/testkit/nginx_upstream.hpp"
+#include "orgproxy/testkit/orgproxy_process.hpp"
 #include "orgproxy/testkit/pki.hpp"
 #include "orgproxy/testkit/site_ids.hpp"
+#include "orgproxy/testkit/site_world.hpp"
 #include "orgproxy/testkit/temp_dir.hpp"
 
 namespace tk = orgproxy::testkit;
@@ -201,4 +204,84 @@ TEST_F(TestkitWorld, hash_upstream_counts_connection_reuse_and_refuses_untrusted
   EXPECT_EQ(upstream.requests(), 2u);
   for (int i = 0; i < 100 && upstream.handshake_failures() == 0; ++i) std::this_thread::sleep_for(20ms);
   EXPECT_EQ(upstream.handshake_failures(), 1u);
+}
+
+TEST_F(TestkitWorld, hash_upstream_answers_expect_100_continue_and_hashes_a_large_body) {
+  tk::HashUpstream upstream(
+      tk::hash_upstream_options(server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()));
+  std::string body(3 * 1024 * 1024 + 17, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 2654435761u) >> 13);
+  tk::write_file(tmp_.file("large.bin"), body);
+  auto args = client_tls_args();
+  args.insert(args.end(), {"-H", "Expect: 100-continue", "--expect100-timeout", "30", "--data-binary",
+                           "@" + tmp_.file("large.bin"), upstream.url("/repository")});
+  auto r = tk::run_curl(tmp_.path(), args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.response.header("X-Body-Sha256"), tk::sha256_hex(body));
+  EXPECT_EQ(r.response.header("X-Body-Length"), std::to_string(body.size()));
+  auto seen = upstream.seen();
+  ASSERT_EQ(seen.size(), 1u);
+  bool saw_expect = false;
+  for (const auto& [name, value] : seen[0].headers) saw_expect = saw_expect || name == "Expect";
+  EXPECT_TRUE(saw_expect);
+}
+
+TEST_F(TestkitWorld, nginx_upstream_runs_with_a_master_process_too) {
+  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options(), /*master_process=*/true);
+  auto args = client_tls_args();
+  args.push_back(nginx.url("/"));
+  auto r = tk::run_curl(tmp_.path(), args);
+  ASSERT_EQ(r.exit_code, 0) << r.output << nginx.error_log();
+  EXPECT_EQ(r.response.header("X-Client-DN"), tk::cert_subject_rfc2253(client_.chain));
+  nginx.stop();
+  EXPECT_FALSE(tk::wait_for_port("127.0.0.1", nginx.port(), std::chrono::milliseconds(300)));
+}
+
+TEST(OrgproxyProcessTest, reports_a_daemon_that_exits_at_start_with_its_log) {
+  tk::TempDir tmp("orgproxy-process");
+  const auto fake = tmp.file("fake-orgproxy");
+  tk::write_file(fake, "#!/bin/sh\necho \"fake daemon: $*\"\nexit 1\n", 0755);
+  tk::OrgproxyStart start;
+  start.binary = fake;
+  try {
+    tk::OrgproxyProcess daemon(tmp.subdir("d"), tk::OrgproxyConfig{}, start);
+    FAIL() << "a daemon that exits was reported as started";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("exited during start"), std::string::npos) << what;
+    EXPECT_NE(what.find("fake daemon: run --config " + tmp.file("d/orgproxy.yaml")), std::string::npos) << what;
+  }
+}
+
+TEST(OrgproxyProcessTest, gives_up_on_a_daemon_that_never_listens_and_kills_it) {
+  tk::TempDir tmp("orgproxy-process");
+  const auto fake = tmp.file("fake-orgproxy");
+  tk::write_file(fake, "#!/bin/sh\necho $$ > " + tmp.file("pid") + "\nexec sleep 600\n", 0755);
+  tk::OrgproxyStart start;
+  start.binary = fake;
+  start.ready_timeout = std::chrono::milliseconds(500);
+  EXPECT_THROW(tk::OrgproxyProcess(tmp.subdir("d"), tk::OrgproxyConfig{}, start), std::runtime_error);
+  const pid_t pid = std::stoi(tk::read_file(tmp.file("pid")));
+  EXPECT_NE(::kill(pid, 0), 0) << "the fake daemon was left running";
+}
+
+TEST(SiteWorldTest, three_sites_get_token_keys_and_certificates_named_by_their_ids) {
+  tk::TempDir tmp("site-world");
+  tk::SiteWorld world(tmp.subdir("world"), tk::three_test_sites());
+  ASSERT_EQ(world.sites().size(), 3u);
+  std::set<std::string> uris;
+  for (const auto& site : world.sites()) {
+    const auto& dmp = site.identity("dmp");
+    const auto& insi = site.identity("insi-auto");
+    EXPECT_EQ(dmp.subject_dn.rfind("CN=" + site.spec.name + ",OU=" + site.spec.id + ",", 0), 0u) << dmp.subject_dn;
+    EXPECT_EQ(insi.subject_dn.rfind("CN=INSI-AUTO,OU=" + site.spec.id + ",", 0), 0u) << insi.subject_dn;
+    EXPECT_EQ(dmp.key_uri.rfind("pkcs11:token=orgproxy-sites;", 0), 0u) << dmp.key_uri;
+    uris.insert(dmp.key_uri);
+    uris.insert(insi.key_uri);
+    EXPECT_EQ(tk::read_pem_certificates(dmp.cert_file).size(), 2u) << "leaf + intermediate expected";
+  }
+  EXPECT_EQ(uris.size(), 6u) << "every identity has its own key";
+  EXPECT_THROW(world.site("310000000000000"), std::out_of_range);
+  const auto yaml = world.base_config().yaml();
+  for (const auto& site : world.sites()) EXPECT_NE(yaml.find("id: \"" + site.spec.id + "\""), std::string::npos);
 }
