@@ -100,3 +100,23 @@ TEST_F(MainSliceBody, chunked_dmp_sample_is_dechunked_to_the_same_bytes) {
   EXPECT_EQ(again.status, 200);
   EXPECT_EQ(again.header("X-Body-Sha256"), tk::sha256_hex(sample));
 }
+
+TEST_F(MainSliceBody, mtom_dmp_sample_arrives_byte_for_byte_with_its_content_type_intact) {
+  const auto& site = world_->sites()[0];
+  const std::string sample = tk::load_sample("dmp-iti41-provide-and-register.mtom", site.spec.id);
+  ASSERT_NE(sample.find(std::string(16, '\0')), std::string::npos) << "the binary sample lost its NUL bytes";
+  const std::string content_type =
+      "multipart/related; type=\"application/xop+xml\"; start=\"<root.part@ris.local>\"; "
+      "start-info=\"application/soap+xml\"; boundary=\"uuid:0f1e2d3c-aaaa-bbbb-cccc-000000000001\"";
+  auto response = tk::http_request(
+      daemon_->port(),
+      {"POST", "/dmp/repository", {{"X-Orgproxy-Tenant", site.spec.id}, {"Content-Type", content_type}}, sample});
+  ASSERT_EQ(response.status, 200) << daemon_->log();
+  EXPECT_EQ(response.header("X-Body-Sha256"), tk::sha256_hex(sample));
+  auto seen = dmp_->seen();
+  ASSERT_EQ(seen.size(), 1u);
+  std::string forwarded_type;
+  for (const auto& [name, value] : seen[0].headers)
+    if (name == "Content-Type") forwarded_type = value;
+  EXPECT_EQ(forwarded_type, content_type) << "Content-Type must reach the upstream byte-identical";
+}
