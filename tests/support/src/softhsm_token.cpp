@@ -225,7 +225,12 @@ std::string SoftHsmToken::module_path() {
 }
 
 SoftHsmToken::SoftHsmToken(std::filesystem::path dir, std::string label, std::string user_pin, std::string so_pin)
+    : SoftHsmToken(std::move(dir), std::move(label), std::move(user_pin), SoftHsmConfig{std::move(so_pin), "ALL"}) {}
+
+SoftHsmToken::SoftHsmToken(std::filesystem::path dir, std::string label, std::string user_pin,
+                           const SoftHsmConfig& config)
     : dir_(fs::absolute(dir)), label_(std::move(label)), user_pin_(std::move(user_pin)) {
+  const std::string& so_pin = config.so_pin;
   if (label_.empty() || label_.size() > 32) throw std::invalid_argument("SoftHsmToken: label must be 1..32 bytes");
   fs::create_directories(dir_ / "tokens");
   conf_path_ = dir_ / "softhsm2.conf";
@@ -235,7 +240,7 @@ SoftHsmToken::SoftHsmToken(std::filesystem::path dir, std::string label, std::st
          << "objectstore.backend = file\n"
          << "log.level = ERROR\n"
          << "slots.removable = false\n"
-         << "slots.mechanisms = ALL\n"
+         << "slots.mechanisms = " << config.mechanisms << "\n"
          << "library.reset_on_fork = false\n";
     if (!conf) throw std::runtime_error("SoftHsmToken: cannot write " + conf_path_.string());
   }

@@ -29,6 +29,7 @@ using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, OsslDeleter>;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, OsslDeleter>;
 using SslSessionPtr = std::unique_ptr<SSL_SESSION, OsslDeleter>;
 using X509StorePtr = std::unique_ptr<X509_STORE, OsslDeleter>;
+using X509StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, OsslDeleter>;
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), OsslDeleter>;
 using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, OsslDeleter>;
 using EvpMdCtxPtr = std::unique_ptr<EVP_MD_CTX, OsslDeleter>;

@@ -38,6 +38,13 @@ struct TokenKey {
 /// RFC 7512 percent-encoding: every byte but ALPHA / DIGIT / "-" / "." / "_" / "~" becomes %XX (upper-case).
 std::string pkcs11_uri_encode(const std::string& bytes);
 
+/// Settings of the softhsm2.conf a SoftHsmToken writes (when the directory has none yet).
+struct SoftHsmConfig {
+  std::string so_pin = "5791357913";
+  /// softhsm2.conf(5) `slots.mechanisms`, e.g. "-CKM_RSA_PKCS_PSS,-CKM_SHA256_RSA_PKCS_PSS" to take PSS away.
+  std::string mechanisms = "ALL";
+};
+
 class SoftHsmToken {
  public:
   /// Creates `dir` and, unless present, `dir/softhsm2.conf` (tokendir `dir/tokens`), sets SOFTHSM2_CONF for
@@ -48,6 +55,8 @@ class SoftHsmToken {
   /// Throws std::runtime_error (softhsm2-util's output is quoted, the PINs never are).
   SoftHsmToken(std::filesystem::path dir, std::string label, std::string user_pin,
                std::string so_pin = "5791357913");
+  /// Same, with the softhsm2.conf settings of `config`.
+  SoftHsmToken(std::filesystem::path dir, std::string label, std::string user_pin, const SoftHsmConfig& config);
 
   const std::filesystem::path& dir() const { return dir_; }
   const std::string& label() const { return label_; }

@@ -1,0 +1,70 @@
+// Identities: the certificate chain of one (tenant, purpose) and its token-held key; the load-time checks.
+// Internal to the keystore.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "orgproxy/keystore/keystore.hpp"
+#include "provider.hpp"
+#include "token.hpp"
+
+namespace orgproxy::keystore {
+
+/// A certificate chain file, ordered: the leaf, then its issuer, then that one's issuer...
+struct CertificateChain {
+  X509Ptr leaf;
+  X509StackPtr intermediates;
+  std::string error;  ///< non-empty when the file is unusable (then leaf is null)
+};
+
+/// Reads a PEM file of certificates in any order. The leaf is the one certificate that issued no other in
+/// the file; intermediates follow issuer links from it. Self-signed certificates (a root) are dropped: the
+/// peer must anchor on its own trust, and sending the root only costs bytes. Certificates that are not on
+/// the leaf's path make the file an error (it is not one chain).
+CertificateChain read_certificate_chain(const std::string& file);
+
+/// Certificate checks of DESIGN.md: subject OU == `spec.tenant_id` (exactly one OU, exact string compare),
+/// INSi purposes' CN (`INSI-AUTO` / `INSI-MANU`), clientAuth usage for TLS purposes, validity window at `now`.
+/// Returns "" or the reason.
+std::string check_certificate(X509* leaf, const IdentitySpec& spec, std::chrono::system_clock::time_point now);
+
+/// Whether the token key's public part equals the certificate's. Returns "" when equal, the reason when
+/// not, or "?" when the token does not reveal enough to compare (the caller then proves it by a signature).
+std::string compare_public_parts(const TokenKeyObject& key, X509* leaf);
+
+/// Signs a fixed message with `key` and verifies it with the certificate's public key. Returns "" or why.
+std::string prove_key_by_signature(EVP_PKEY* key, X509* leaf, OSSL_LIB_CTX* libctx);
+
+/// The loaded identity (the Identity interface of keystore.hpp).
+class LoadedIdentity final : public Identity {
+ public:
+  LoadedIdentity(std::shared_ptr<PrivateLibCtx> libctx, const IdentitySpec& spec, CertificateChain chain,
+                 std::shared_ptr<const TokenKey> token_key, EvpPkeyPtr private_key, bool supports_pss);
+
+  const std::string& tenant_id() const override { return tenant_id_; }
+  const std::string& purpose() const override { return purpose_; }
+  X509* certificate() const override { return leaf_.get(); }
+  STACK_OF(X509) * intermediates() const override { return intermediates_.get(); }
+  EVP_PKEY* private_key() const override { return private_key_.get(); }
+  std::chrono::system_clock::time_point not_before() const override { return not_before_; }
+  std::chrono::system_clock::time_point not_after() const override { return not_after_; }
+  const std::string& subject() const override { return subject_; }
+  const std::string& serial_hex() const override { return serial_hex_; }
+  bool usable() const override;
+  bool supports_pss() const override { return supports_pss_; }
+
+ private:
+  // Declared first so it is destroyed last: every OpenSSL object below may belong to this library context.
+  std::shared_ptr<PrivateLibCtx> libctx_;
+  std::string tenant_id_, purpose_, subject_, serial_hex_;
+  X509Ptr leaf_;
+  X509StackPtr intermediates_;
+  std::shared_ptr<const TokenKey> token_key_;  ///< null for a PEM key file
+  EvpPkeyPtr private_key_;
+  std::chrono::system_clock::time_point not_before_, not_after_;
+  bool supports_pss_;
+};
+
+}  // namespace orgproxy::keystore

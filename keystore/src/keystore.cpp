@@ -1,0 +1,195 @@
+// Keystore::open and load_identities: modules, tokens, login, the per-load key index, identity checks.
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <spdlog/spdlog.h>
+
+#include "identity.hpp"
+#include "orgproxy/keystore/keystore.hpp"
+#include "pin_file.hpp"
+#include "provider.hpp"
+#include "token.hpp"
+#include "uri.hpp"
+
+namespace orgproxy::keystore {
+namespace {
+
+std::string hex_id(const std::string& id) {
+  static const char* digits = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : id) {
+    out += '%';
+    out += digits[c >> 4];
+    out += digits[c & 0x0f];
+  }
+  return out;
+}
+
+class KeystoreImpl final : public Keystore {
+ public:
+  explicit KeystoreImpl(const KeystoreOptions& options) : options_(options) {
+    libctx_ = std::make_shared<PrivateLibCtx>();
+    if (options_.max_concurrent_signs == 0)
+      options_.max_concurrent_signs = std::max(1u, std::thread::hardware_concurrency());
+    if (options_.modules.empty()) throw KeystoreError("no PKCS#11 module configured");
+    for (const ModuleSpec& m : options_.modules) modules_.push_back(std::make_shared<Module>(m.name, m.path));
+    if (!options_.pin_file.empty()) pin_ = read_pin_file(options_.pin_file);
+    std::lock_guard lock(mutex_);
+    refresh_tokens_locked();
+    // One PIN file serves the tokens of the configured modules: log in now, so a wrong PIN stops the start
+    // (and is never retried) instead of surfacing at the first handshake.
+    if (!pin_.empty())
+      for (auto& [key, token] : tokens_) token->login(pin_);
+  }
+
+  OSSL_LIB_CTX* libctx() const override { return libctx_->get(); }
+
+  std::vector<IdentityLoad> load_identities(const std::vector<IdentitySpec>& specs) override {
+    std::lock_guard lock(mutex_);
+    try {
+      refresh_tokens_locked();
+    } catch (const KeystoreError& e) {
+      spdlog::error("keystore: token discovery failed: {}", e.what());
+    }
+    std::map<Token*, std::vector<TokenKeyObject>> index;  // one search per token per load
+    std::vector<IdentityLoad> out;
+    out.reserve(specs.size());
+    const auto now = std::chrono::system_clock::now();
+    for (const IdentitySpec& spec : specs) {
+      IdentityLoad load;
+      try {
+        load.identity = load_one(spec, now, index);
+      } catch (const KeystoreError& e) {
+        load.error = "tenant " + spec.tenant_id + ", purpose " + spec.purpose + ": " + e.what();
+      }
+      if (!load.error.empty()) spdlog::warn("keystore: identity unavailable: {}", load.error);
+      out.push_back(std::move(load));
+    }
+    return out;
+  }
+
+ private:
+  /// Adds tokens that appeared since the last look (keyed by module, serial and label, so a re-initialised
+  /// token is a new token).
+  void refresh_tokens_locked() {
+    for (const auto& module : modules_) {
+      for (CK_SLOT_ID slot : module->slots_with_token()) {
+        CK_TOKEN_INFO info;
+        if (module->f()->C_GetTokenInfo(slot, &info) != CKR_OK || !(info.flags & CKF_TOKEN_INITIALIZED)) continue;
+        std::string key = module->display_name() + "\n" + trim_padded(info.serialNumber, sizeof info.serialNumber) +
+                          "\n" + trim_padded(info.label, sizeof info.label);
+        if (tokens_.count(key) == 0)
+          tokens_.emplace(key, std::make_shared<Token>(module, slot, info, options_.max_concurrent_signs));
+      }
+    }
+  }
+
+  std::string pin_for(const KeyUri& uri) const {
+    if (uri.pin_value()) return *uri.pin_value();
+    if (!uri.pin_source().empty()) return read_pin_file(uri.pin_source());
+    return pin_;
+  }
+
+  /// Throws KeystoreError with the reason; the caller prefixes tenant and purpose.
+  IdentityPtr load_one(const IdentitySpec& spec, std::chrono::system_clock::time_point now,
+                       std::map<Token*, std::vector<TokenKeyObject>>& index) {
+    CertificateChain chain = read_certificate_chain(spec.cert_file);
+    if (!chain.leaf) throw KeystoreError(chain.error);
+    if (std::string why = check_certificate(chain.leaf.get(), spec, now); !why.empty())
+      throw KeystoreError(spec.cert_file + ": " + why);
+    if (spec.key.rfind("pkcs11:", 0) != 0) return load_with_key_file(spec, std::move(chain));
+
+    KeyUri uri = KeyUri::parse(spec.key, options_.allow_pin_value);
+    struct Candidate {
+      std::shared_ptr<Token> token;
+      const TokenKeyObject* object;
+    };
+    std::vector<Candidate> candidates;
+    bool token_found = false;
+    for (auto& [name, token] : tokens_) {
+      if (!uri.matches_module(token->module()) || !uri.matches_token(token->info())) continue;
+      token_found = true;
+      token->login(pin_for(uri));
+      auto it = index.find(token.get());
+      if (it == index.end()) it = index.emplace(token.get(), token->index_private_keys()).first;
+      for (const TokenKeyObject& object : it->second)
+        if (uri.matches_object(object.id, object.label)) candidates.push_back({token, &object});
+    }
+    if (!token_found) throw KeystoreError("no token matches " + uri.display());
+    if (candidates.empty()) throw KeystoreError("no private key matches " + uri.display());
+    if (candidates.size() > 1)
+      throw KeystoreError(std::to_string(candidates.size()) + " private keys match " + uri.display() +
+                          "; add id= or object= to name one");
+    const Candidate& c = candidates.front();
+    const TokenKeyObject& object = *c.object;
+    const std::string where = c.token->display() + " key id=" + hex_id(object.id) +
+                              (object.label.empty() ? "" : " label '" + object.label + "'");
+    if (!object.can_sign) throw KeystoreError(where + ": CKA_SIGN is false");
+    if ((object.extractable || !object.sensitive) && !options_.allow_extractable)
+      throw KeystoreError(where + ": key is extractable or not sensitive (CKA_EXTRACTABLE=" +
+                          (object.extractable ? "true" : "false") + ", CKA_SENSITIVE=" +
+                          (object.sensitive ? "true" : "false") + "); refused unless allow_extractable is set");
+    std::string mismatch = compare_public_parts(object, chain.leaf.get());
+    if (!mismatch.empty() && mismatch != "?") throw KeystoreError(where + ": " + mismatch);
+
+    auto token_key = std::make_shared<TokenKey>();
+    token_key->token = c.token;
+    token_key->handle = object.handle;
+    token_key->algorithm = object.key_type == CKK_EC ? KeyAlgorithm::ec : KeyAlgorithm::rsa;
+    token_key->public_key.reset(X509_get_pubkey(chain.leaf.get()));
+    token_key->pss_available = c.token->has_mechanism(CKM_RSA_PKCS_PSS);
+    token_key->description = where;
+    EvpPkeyPtr pkey = make_token_pkey(libctx_->get(), token_key);
+    if (mismatch == "?")
+      if (std::string why = prove_key_by_signature(pkey.get(), chain.leaf.get(), libctx_->get()); !why.empty())
+        throw KeystoreError(where + ": " + why);
+    const bool pss = token_key->algorithm == KeyAlgorithm::ec || token_key->pss_available;
+    if (!pss)
+      spdlog::warn("keystore: {}: the token lacks CKM_RSA_PKCS_PSS; tenant {} ({}) is limited to TLS 1.2 with "
+                   "PKCS#1 v1.5 signatures",
+                   where, spec.tenant_id, spec.purpose);
+    spdlog::info("keystore: identity tenant {} purpose {} loaded ({})", spec.tenant_id, spec.purpose, where);
+    return std::make_shared<LoadedIdentity>(libctx_, spec, std::move(chain), std::move(token_key), std::move(pkey),
+                                            pss);
+  }
+
+  IdentityPtr load_with_key_file(const IdentitySpec& spec, CertificateChain chain) {
+    if (!options_.allow_key_files)
+      throw KeystoreError("key '" + spec.key + "' is not a pkcs11: URI, and PEM key files are not allowed");
+    spdlog::warn("keystore: tenant {} purpose {} uses a PEM key file: the key is not protected by a token",
+                 spec.tenant_id, spec.purpose);
+    BioPtr bio(BIO_new_file(spec.key.c_str(), "r"));
+    EVP_PKEY* key = bio ? PEM_read_bio_PrivateKey_ex(bio.get(), nullptr, nullptr, nullptr, libctx_->get(),
+                                                      "provider=default")
+                        : nullptr;
+    ERR_clear_error();
+    if (key == nullptr) throw KeystoreError("cannot read PEM private key " + spec.key);
+    EvpPkeyPtr pkey(key);
+    if (X509_check_private_key(chain.leaf.get(), pkey.get()) != 1) {
+      ERR_clear_error();
+      throw KeystoreError(spec.key + " does not match the certificate");
+    }
+    return std::make_shared<LoadedIdentity>(libctx_, spec, std::move(chain), nullptr, std::move(pkey), true);
+  }
+
+  KeystoreOptions options_;
+  // Declaration order = reverse destruction order: tokens close their sessions before the modules finalise,
+  // and the library context goes last.
+  std::shared_ptr<PrivateLibCtx> libctx_;
+  std::vector<std::shared_ptr<Module>> modules_;
+  std::string pin_;
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Token>> tokens_;
+};
+
+}  // namespace
+
+std::shared_ptr<Keystore> Keystore::open(const KeystoreOptions& options) {
+  return std::make_shared<KeystoreImpl>(options);
+}
+
+}  // namespace orgproxy::keystore

@@ -1,0 +1,61 @@
+// PKCS#11 through p11-kit: the module handle (managed mode), CKR_ names, attribute reading.
+// Internal to the keystore.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <p11-kit/p11-kit.h>
+#include <p11-kit/pkcs11.h>
+
+namespace orgproxy::keystore {
+
+/// "CKR_PIN_INCORRECT" for the values we name in messages, else "CKR_0x...".
+std::string ckr_name(CK_RV rv);
+
+/// Throws KeystoreError("<what>: <call> failed: CKR_...", rv) when rv != CKR_OK.
+void check_ck(CK_RV rv, const std::string& what, const char* call);
+
+/// A PKCS#11 module loaded by p11-kit in MANAGED mode: p11-kit initialises the real module with
+/// CKF_OS_LOCKING_OK (SoftHSM turns its mutexes off without it, and two signing threads then crash),
+/// counts initialisations shared with other users of the module in this process, and closes this
+/// instance's sessions at finalisation.
+class Module {
+ public:
+  /// `path` non-empty: the shared object; else `name` is a p11-kit registered module name.
+  /// Throws KeystoreError naming the module.
+  Module(std::string name, std::string path);
+  ~Module();
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  CK_FUNCTION_LIST* f() const { return functions_; }
+  /// The configured name (or the path when no name was given), for messages.
+  const std::string& display_name() const { return display_name_; }
+  const std::string& name() const { return name_; }
+  const std::string& path() const { return path_; }
+  /// Slots that hold a token (C_GetSlotList(CK_TRUE)).
+  std::vector<CK_SLOT_ID> slots_with_token() const;
+
+ private:
+  std::string name_, path_, display_name_;
+  CK_FUNCTION_LIST* functions_ = nullptr;
+};
+
+/// Attribute values of one object, read in one C_GetAttributeValue round trip per pass (lengths, values).
+/// Attributes the object lacks or refuses to reveal (sensitive) are absent from the map.
+using AttributeMap = std::map<CK_ATTRIBUTE_TYPE, std::string>;
+AttributeMap read_attributes(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                             const std::vector<CK_ATTRIBUTE_TYPE>& types);
+
+/// CK_BBOOL / CK_ULONG views of an attribute value (nullopt when absent or malformed).
+std::optional<bool> attribute_bool(const AttributeMap& attrs, CK_ATTRIBUTE_TYPE type);
+std::optional<CK_ULONG> attribute_ulong(const AttributeMap& attrs, CK_ATTRIBUTE_TYPE type);
+
+/// A fixed-width, space-padded PKCS#11 text field (CK_TOKEN_INFO label, ...) without its padding.
+std::string trim_padded(const unsigned char* text, size_t width);
+
+}  // namespace orgproxy::keystore

@@ -1,0 +1,59 @@
+#include "session_pool.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "orgproxy/keystore/keystore.hpp"
+
+namespace orgproxy::keystore {
+
+SessionPool::SessionPool(CK_FUNCTION_LIST* f, CK_SLOT_ID slot, unsigned max_sessions, std::string owner)
+    : f_(f), slot_(slot), max_sessions_(max_sessions == 0 ? 1 : max_sessions), owner_(std::move(owner)) {}
+
+SessionPool::~SessionPool() {
+  std::lock_guard lock(mutex_);
+  for (CK_SESSION_HANDLE h : idle_) f_->C_CloseSession(h);
+  if (open_ != idle_.size()) spdlog::error("keystore: {}: {} sessions still borrowed at shutdown", owner_, open_ - idle_.size());
+}
+
+SessionPool::Lease SessionPool::borrow() {
+  {
+    std::unique_lock lock(mutex_);
+    available_.wait(lock, [&] { return !idle_.empty() || open_ < max_sessions_; });
+    if (!idle_.empty()) {
+      CK_SESSION_HANDLE h = idle_.back();
+      idle_.pop_back();
+      return Lease(this, h);
+    }
+    ++open_;  // reserve the slot, open outside the lock
+  }
+  CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
+  CK_RV rv = f_->C_OpenSession(slot_, CKF_SERIAL_SESSION, nullptr, nullptr, &h);
+  if (rv != CKR_OK) {
+    {
+      std::lock_guard lock(mutex_);
+      --open_;
+    }
+    available_.notify_one();
+    throw KeystoreError(owner_ + ": C_OpenSession failed: " + ckr_name(rv), rv);
+  }
+  return Lease(this, h);
+}
+
+unsigned SessionPool::open_sessions() const {
+  std::lock_guard lock(mutex_);
+  return open_;
+}
+
+void SessionPool::give_back(CK_SESSION_HANDLE handle, bool broken) {
+  if (broken) {
+    f_->C_CloseSession(handle);
+    std::lock_guard lock(mutex_);
+    --open_;
+  } else {
+    std::lock_guard lock(mutex_);
+    idle_.push_back(handle);
+  }
+  available_.notify_one();
+}
+
+}  // namespace orgproxy::keystore
