@@ -2,6 +2,7 @@
 // frames them with Content-Length or chunked, and the selection header never leaves orgproxy.
 #include <gtest/gtest.h>
 
+#include "orgproxy/testkit/curl.hpp"
 #include "orgproxy/testkit/files.hpp"
 #include "orgproxy/testkit/hash_upstream.hpp"
 #include "orgproxy/testkit/http_client.hpp"
@@ -119,4 +120,18 @@ TEST_F(MainSliceBody, mtom_dmp_sample_arrives_byte_for_byte_with_its_content_typ
   for (const auto& [name, value] : seen[0].headers)
     if (name == "Content-Type") forwarded_type = value;
   EXPECT_EQ(forwarded_type, content_type) << "Content-Type must reach the upstream byte-identical";
+}
+
+TEST_F(MainSliceBody, insi_sample_chunked_by_curl_arrives_byte_for_byte) {
+  const auto& site = world_->sites()[2];
+  const auto file = tmp_.file("insi-chunked.xml");
+  tk::write_file(file, tk::load_sample("insi-rechercher-ins-avec-traits-identite.xml", site.spec.id));
+  auto r = tk::run_curl(tmp_.path(),
+                        {"-H", "X-Orgproxy-Tenant: " + site.spec.id, "-H", std::string("Content-Type: ") + kSoap, "-H",
+                         "Transfer-Encoding: chunked", "--data-binary", "@" + file,
+                         "http://127.0.0.1:" + std::to_string(daemon_->port()) + "/insi"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.response.status, 200) << daemon_->log();
+  EXPECT_EQ(r.response.header("X-Body-Sha256"), tk::sha256_hex(tk::read_file(file)));
+  EXPECT_EQ(r.response.header("X-Client-DN"), site.identity("insi-auto").subject_dn);
 }
