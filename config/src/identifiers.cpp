@@ -107,6 +107,15 @@ StructureIdCheck check_structure_id(std::string_view id) {
       return fail(StructureIdType::rpps_rang,
                   "'" + std::string(id) + "' is a bare RPPS (11 digits): write the full structure identifier '4" +
                       std::string(id) + "NNN' (4 + RPPS + the 3-digit rang of the activity)");
+    // The same lengths with a failing key: still most likely a bare number with a typo, unless the first
+    // digit makes it a truncated full id (then the type's length message below is the better one).
+    if (id.size() == 14 && id[0] != '3')
+      return fail(StructureIdType::siret, "'" + std::string(id) + "' has 14 digits like a bare SIRET, but its "
+                                          "Luhn key fails (a typo?); a structure identifier is 3 + SIRET (15 digits)");
+    if (id.size() == 11 && id[0] != '4')
+      return fail(StructureIdType::rpps_rang,
+                  "'" + std::string(id) + "' has 11 digits like a bare RPPS, but its Luhn key fails (a typo?); a "
+                  "structure identifier is 4 + RPPS + 3-digit rang (15 digits)");
     if (id.size() == 9 && luhn_valid(id))
       return fail(StructureIdType::siren, "'" + std::string(id) + "' is a bare 9-digit number: write '2" +
                                               std::string(id) + "' for a SIREN or '1" + std::string(id) +

@@ -125,6 +125,11 @@ class Loader {
       parse_settings(top, state_);
       parse_pkcs11(top, state_);
       parse_listeners(top, state_);
+      parse_tenant_groups(top, state_);
+      parse_clients(top, state_);
+      parse_admin(top, state_);
+      parse_logging(top, state_);
+      parse_crl_files(top, state_);
     } else {
       const auto allowed = include_keys();
       for (const Field& f : top.fields())
@@ -212,6 +217,14 @@ void check_references(ParseState& s) {
         s.diags.error(r.mark, r.what + ": no upstream named '" + r.name + "'" +
                                   (upstream_names.empty() ? std::string(" (no upstream is configured)")
                                                           : hint(r.name, upstream_names)));
+    } else if (r.kind == Reference::Kind::group) {
+      if (!s.config.tenant_groups.count(r.name)) {
+        std::vector<std::string_view> groups;
+        for (const auto& [name, members] : s.config.tenant_groups) groups.push_back(name);
+        s.diags.error(r.mark, r.what + ": no tenant group named '" + r.name + "'" +
+                                  (groups.empty() ? std::string(" (no tenant_groups are configured)")
+                                                  : hint(r.name, groups)));
+      }
     } else if (std::find(tenant_ids.begin(), tenant_ids.end(), r.name) == tenant_ids.end()) {
       s.diags.error(r.mark, r.what + ": no tenant with id '" + r.name + "'" +
                                 (tenant_ids.empty() ? std::string(" (no tenant is configured)")
@@ -234,11 +247,35 @@ void check_listeners(ParseState& s, const std::string& root_name, bool root_read
                                   " is already used by listener '" + listeners[j].name + "' at " +
                                   listeners[j].mark.str());
     // DESIGN.md "Client": default deny; only a loopback listener may run without client rules.
-    if (!is_loopback(l.address))
+    if (!is_loopback(l.address) && s.config.clients.empty())
       s.diags.error(l.mark, "listener '" + l.name + "' binds " + l.address +
                                 ", which is not loopback: client rules are required (a 'clients:' section saying "
                                 "who may act for which tenants) before orgproxy listens beyond this host");
   }
+}
+
+// Client groups become tenant ids (the snapshot answers allows_tenant without a group lookup); warnings
+// for rules that can never match.
+void resolve_clients(ParseState& s) {
+  const bool client_certs_requested = std::any_of(s.config.listeners.begin(), s.config.listeners.end(),
+                                                  [](const Listener& l) { return l.tls && !l.tls->client_ca_file.empty(); });
+  for (Client& c : s.config.clients) {
+    for (const auto& g : c.groups)
+      if (auto it = s.config.tenant_groups.find(g); it != s.config.tenant_groups.end())
+        for (const auto& id : it->second)
+          if (std::find(c.tenants.begin(), c.tenants.end(), id) == c.tenants.end()) c.tenants.push_back(id);
+    if ((!c.cert_sha256.empty() || !c.cert_subjects.empty()) && !client_certs_requested)
+      s.diags.warning(c.mark, "client '" + c.name + "': matches on a client certificate, but no listener has tls "
+                                                    "with client_ca, so none is ever received");
+  }
+}
+
+void check_admin(ParseState& s) {
+  if (!s.config.admin || s.config.admin->port == 0) return;
+  for (const Listener& l : s.config.listeners)
+    if (l.port == s.config.admin->port && l.address == s.config.admin->address)
+      s.diags.error(s.config.admin->mark, "admin: " + l.address + " port " + std::to_string(l.port) +
+                                               " is already used by listener '" + l.name + "' at " + l.mark.str());
 }
 
 LoadResult Loader::finish() {
@@ -257,6 +294,8 @@ LoadResult Loader::finish() {
   }
   check_references(s);
   check_listeners(s, root_name_, root_read_);
+  check_admin(s);
+  resolve_clients(s);
   if (s.diags.has_errors()) throw ConfigError(s.diags.all());
   s.config.source_file = root_name_;
   s.config.build_index();

@@ -44,6 +44,37 @@ std::string_view to_string(SelectorKind k) {
   return "?";
 }
 
+bool IpNetwork::contains(std::span<const std::uint8_t> address) const {
+  static constexpr std::uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!v6 && address.size() == 16 && std::equal(address.begin(), address.begin() + 12, kMappedPrefix))
+    address = address.subspan(12);
+  if (address.size() != (v6 ? 16u : 4u)) return false;
+  unsigned bits = prefix_len;
+  for (std::size_t i = 0; bits > 0; ++i) {
+    const unsigned take = bits >= 8 ? 8 : bits;
+    const std::uint8_t mask = static_cast<std::uint8_t>(0xff00u >> take);
+    if ((address[i] & mask) != (bytes[i] & mask)) return false;
+    bits -= take;
+  }
+  return true;
+}
+
+const SourceTenantRule* Listener::source_rule_for(std::span<const std::uint8_t> address) const {
+  const SourceTenantRule* best = nullptr;
+  for (const auto& rule : source_tenants)
+    if (rule.network.contains(address) && (!best || rule.network.prefix_len > best->network.prefix_len))
+      best = &rule;
+  return best;
+}
+
+bool Client::allows_tenant(std::string_view id) const {
+  return all_tenants || std::find(tenants.begin(), tenants.end(), id) != tenants.end();
+}
+
+bool Client::allows_upstream(std::string_view name) const {
+  return all_upstreams || std::find(upstreams.begin(), upstreams.end(), name) != upstreams.end();
+}
+
 const Tenant* Config::find_tenant(std::string_view id) const {
   auto it = tenant_index_.find(id);
   return it == tenant_index_.end() ? nullptr : &tenants[it->second];

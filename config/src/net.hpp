@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "orgproxy/config/config.hpp"
 #include "scalars.hpp"
 
 namespace orgproxy::config::detail {
@@ -33,13 +34,19 @@ struct HttpsUrl {
 /// Refuses other schemes, user info, query, fragment, %-escapes and dot-segments in the path.
 Parsed<HttpsUrl> parse_https_url(std::string_view url);
 
-/// An IPv4 or IPv6 network in CIDR notation ("10.1.0.0/16", "fd00::/8"; a bare address is a /32 or /128).
-struct Cidr {
-  bool v6 = false;
-  std::array<std::uint8_t, 16> bytes{};  ///< network address (host bits zero); IPv4 in the first 4 bytes
-  unsigned prefix_len = 0;
+/// Parses a CIDR ("10.1.0.0/16", "fd00::/8"; a bare address is a /32 or /128); host bits set beyond the
+/// prefix are an error (a likely typo: 10.1.2.3/16).
+Parsed<IpNetwork> parse_cidr(std::string_view text);
+
+/// Parses `http://host[:port][/]` (an egress proxy: plain http, no path, no user info).
+struct HttpProxyUrl {
+  std::string host;
+  std::uint16_t port = 80;
 };
-/// Parses a CIDR; host bits set below the prefix are an error (a likely typo: 10.1.2.3/16).
-Parsed<Cidr> parse_cidr(std::string_view text);
+Parsed<HttpProxyUrl> parse_proxy_url(std::string_view url);
+
+/// A SHA-256 written as 64 hex digits, optionally as ':'-separated pairs; returns lower-case hex without
+/// ':' or nullopt.
+std::optional<std::string> normalise_sha256(std::string_view text);
 
 }  // namespace orgproxy::config::detail

@@ -2,6 +2,7 @@
 // duplicates across includes, listener rules) happen in the loader once every file is read.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,7 @@ namespace orgproxy::config::detail {
 /// A name used before it may be defined (a route's upstream, a listener's fixed tenant), checked after
 /// every file is read.
 struct Reference {
-  enum class Kind { upstream, tenant } kind;
+  enum class Kind { upstream, tenant, group } kind;
   std::string name;
   SourceMark mark;
   std::string what;  ///< who refers, for the message
@@ -32,6 +33,7 @@ struct ParseState {
   std::vector<Upstream> upstreams;  ///< in file order; merged into config.upstreams by the loader
   std::vector<Reference> references;
   std::vector<IdMark> tenant_ids;   ///< parallel to config.tenants
+  std::map<std::string, SourceMark> group_marks;  ///< where each tenant group was defined
 };
 
 /// Top-level keys allowed in the main file, and the subset allowed in included files.
@@ -43,6 +45,13 @@ void parse_pkcs11(const MapView& top, ParseState& state);
 void parse_listeners(const MapView& top, ParseState& state);
 void parse_upstreams(const MapView& top, ParseState& state);
 void parse_routes(const MapView& top, ParseState& state);
+/// tenant_groups, clients, admin, logging, crl_files (main file only).
+void parse_tenant_groups(const MapView& top, ParseState& state);
+void parse_clients(const MapView& top, ParseState& state);
+void parse_admin(const MapView& top, ParseState& state);
+void parse_logging(const MapView& top, ParseState& state);
+void parse_crl_files(const MapView& top, ParseState& state);
+
 /// Needs state.config.pkcs11 already read (key reference rules depend on its allow_* settings).
 void parse_tenants(const MapView& top, ParseState& state);
 

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "net.hpp"
+#include "pkcs11_uri.hpp"
 #include "sections.hpp"
 
 namespace orgproxy::config::detail {
@@ -12,8 +13,9 @@ using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr std::array<std::string_view, 7> kRootKeys{"settings", "pkcs11",  "listeners", "upstreams",
-                                                    "routes",   "tenants", "include"};
+constexpr std::array<std::string_view, 12> kRootKeys{"settings", "pkcs11",  "listeners",     "upstreams",
+                                                     "routes",   "tenants", "include",       "tenant_groups",
+                                                     "clients",  "admin",   "logging",       "crl_files"};
 constexpr std::array<std::string_view, 4> kIncludeKeys{"upstreams", "routes", "tenants", "include"};
 }  // namespace
 
@@ -105,14 +107,90 @@ bool is_http_token(std::string_view s) {
   });
 }
 
-void parse_selectors(const MapView& m, Listener& l) {
-  static constexpr std::array<std::pair<std::string_view, SelectorKind>, 6> kKinds{
-      {{"fixed", SelectorKind::fixed},
-       {"source", SelectorKind::source},
-       {"client_cert", SelectorKind::client_cert},
-       {"header", SelectorKind::header},
-       {"path", SelectorKind::path},
-       {"vihf", SelectorKind::vihf}}};
+constexpr std::array<std::pair<std::string_view, SelectorKind>, 6> kSelectorKinds{
+    {{"fixed", SelectorKind::fixed},
+     {"source", SelectorKind::source},
+     {"client_cert", SelectorKind::client_cert},
+     {"header", SelectorKind::header},
+     {"path", SelectorKind::path},
+     {"vihf", SelectorKind::vihf}}};
+
+// `source: { "10.1.2.0/24": <tenant id>, ... }`
+void parse_source_rules(const MapView& m, const YAML::Node& rules, const SourceMark& at, Listener& l,
+                        ParseState& state) {
+  const std::string what = m.what() + ": selectors: source";
+  if (!rules.IsMap() || rules.size() == 0) {
+    m.diags().error(rules.IsNull() ? at : mark_of(rules, m.file()),
+                    what + ": expected a mapping of CIDR → tenant id (e.g. \"10.1.2.0/24\": \"312345678200002\")");
+    return;
+  }
+  for (auto it = rules.begin(); it != rules.end(); ++it) {
+    const SourceMark key_at = mark_of(it->first, m.file());
+    if (!it->first.IsScalar() || !it->second.IsScalar() || it->second.Scalar().empty()) {
+      m.diags().error(key_at, what + ": each rule is \"CIDR\": tenant id");
+      continue;
+    }
+    auto net = parse_cidr(it->first.Scalar());
+    if (!net.value) {
+      m.diags().error(key_at, what + ": " + net.error);
+      continue;
+    }
+    bool duplicate = false;
+    for (const auto& other : l.source_tenants)
+      if (other.network.v6 == net.value->v6 && other.network.prefix_len == net.value->prefix_len &&
+          other.network.bytes == net.value->bytes) {
+        m.diags().error(key_at, what + ": network " + it->first.Scalar() + " is already mapped at " + other.mark.str());
+        duplicate = true;
+      }
+    if (duplicate) continue;
+    const SourceMark value_at = mark_of(it->second, m.file());
+    l.source_tenants.push_back({std::move(*net.value), it->second.Scalar(), key_at});
+    state.references.push_back({Reference::Kind::tenant, it->second.Scalar(), value_at, what});
+  }
+}
+
+// `client_cert: { "<sha256 fingerprint>": <tenant id>, "OU=<text>": <tenant id>, ... }`
+void parse_client_cert_rules(const MapView& m, const YAML::Node& rules, const SourceMark& at, Listener& l,
+                             ParseState& state) {
+  const std::string what = m.what() + ": selectors: client_cert";
+  if (!rules.IsMap() || rules.size() == 0) {
+    m.diags().error(rules.IsNull() ? at : mark_of(rules, m.file()),
+                    what + ": expected a mapping of certificate fingerprint or OU=<text> → tenant id");
+    return;
+  }
+  for (auto it = rules.begin(); it != rules.end(); ++it) {
+    const SourceMark key_at = mark_of(it->first, m.file());
+    if (!it->first.IsScalar() || !it->second.IsScalar() || it->second.Scalar().empty()) {
+      m.diags().error(key_at, what + ": each rule is fingerprint (or OU=<text>): tenant id");
+      continue;
+    }
+    const std::string& key = it->first.Scalar();
+    ClientCertTenantRule rule;
+    rule.mark = key_at;
+    rule.tenant = it->second.Scalar();
+    if (key.starts_with("OU=") && key.size() > 3) {
+      rule.match = ClientCertTenantRule::Match::ou;
+      rule.value = key.substr(3);
+    } else if (auto hex = normalise_sha256(key)) {
+      rule.match = ClientCertTenantRule::Match::sha256;
+      rule.value = *hex;
+    } else {
+      m.diags().error(key_at, what + ": '" + key + "' is neither a SHA-256 fingerprint (64 hex digits) nor OU=<text>");
+      continue;
+    }
+    const bool duplicate = std::any_of(l.client_cert_tenants.begin(), l.client_cert_tenants.end(), [&](const auto& o) {
+      return o.match == rule.match && o.value == rule.value;
+    });
+    if (duplicate) {
+      m.diags().error(key_at, what + ": '" + key + "' is mapped twice");
+      continue;
+    }
+    state.references.push_back({Reference::Kind::tenant, rule.tenant, mark_of(it->second, m.file()), what});
+    l.client_cert_tenants.push_back(std::move(rule));
+  }
+}
+
+void parse_selectors(const MapView& m, Listener& l, ParseState& state) {
   const Field* f = m.field("selectors");
   if (!f) return;
   if (!expect_sequence(f->value, mark_of(f->key, m.file()), m.file(), m.diags(), m.what() + ": selectors")) return;
@@ -122,16 +200,22 @@ void parse_selectors(const MapView& m, Listener& l) {
   }
   l.selectors.clear();
   std::vector<std::string_view> names;
-  for (const auto& [name, kind] : kKinds) names.push_back(name);
+  for (const auto& [name, kind] : kSelectorKinds) names.push_back(name);
   for (const YAML::Node& item : f->value) {
     const SourceMark at = mark_of(item, m.file());
-    if (!item.IsScalar()) {
-      m.diags().error(at, m.what() + ": selectors: expected a selector name, found " + std::string(kind_of(item)));
+    // A selector is a name, or a one-key mapping name → its rules ({source: {...}}). Nodes are only
+    // constructed, never assigned: assigning a yaml-cpp Node rebinds the document node it refers to.
+    const bool has_params = item.IsMap() && item.size() == 1;
+    if (!has_params && !item.IsScalar()) {
+      m.diags().error(at, m.what() + ": selectors: expected a selector name or {name: rules}, found " +
+                              std::string(kind_of(item)));
       continue;
     }
-    const std::string& text = item.Scalar();
-    auto it = std::find_if(kKinds.begin(), kKinds.end(), [&](const auto& k) { return k.first == text; });
-    if (it == kKinds.end()) {
+    const YAML::Node name_node = has_params ? YAML::Node(item.begin()->first) : item;
+    const YAML::Node params = has_params ? YAML::Node(item.begin()->second) : YAML::Node();
+    const std::string text = name_node.IsScalar() ? name_node.Scalar() : std::string();
+    auto it = std::find_if(kSelectorKinds.begin(), kSelectorKinds.end(), [&](const auto& k) { return k.first == text; });
+    if (it == kSelectorKinds.end()) {
       m.diags().error(at, m.what() + ": selectors: unknown selector '" + text + "'" + hint(text, names));
       continue;
     }
@@ -140,15 +224,47 @@ void parse_selectors(const MapView& m, Listener& l) {
       continue;
     }
     l.selectors.push_back(it->second);
+    if (has_params) {
+      if (it->second == SelectorKind::source) parse_source_rules(m, params, at, l, state);
+      else if (it->second == SelectorKind::client_cert) parse_client_cert_rules(m, params, at, l, state);
+      else m.diags().error(at, m.what() + ": selectors: '" + text + "' takes no rules");
+    } else if (it->second == SelectorKind::source) {
+      m.diags().error(at, m.what() + ": selectors: 'source' needs its rules: {source: {\"CIDR\": tenant id, ...}}");
+    }
   }
+}
+
+void parse_listener_tls(const MapView& m, Listener& l, bool allow_pin_value) {
+  static constexpr std::array<std::string_view, 4> kKeys{"cert", "key", "client_ca", "require_client_cert"};
+  if (!m.field("tls")) return;
+  MapView t = sub_map(m, "tls", m.what() + ": tls", kKeys);
+  if (!t.valid()) return;
+  ListenerTls tls;
+  tls.mark = t.mark();
+  if (auto v = t.path("cert", true)) tls.cert_file = *v;
+  if (auto k = t.text("key", true)) {
+    if (k->value.starts_with("pkcs11:")) {
+      auto check = check_pkcs11_key_uri(k->value, allow_pin_value);
+      for (const auto& e : check.errors) t.error_at("key", e);
+      for (const auto& w : check.warnings) t.warning_at("key", w);
+      tls.key = k->value;
+    } else {
+      tls.key = resolve_path(k->value, t.file());
+    }
+  }
+  if (auto v = t.path("client_ca")) tls.client_ca_file = *v;
+  if (auto v = t.boolean("require_client_cert")) tls.require_client_cert = *v;
+  if (tls.require_client_cert && tls.client_ca_file.empty())
+    t.error_at("require_client_cert", "client certificates need client_ca (the CAs that sign them)");
+  l.tls = std::move(tls);
 }
 
 }  // namespace
 
 void parse_listeners(const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 10> kKeys{
-      "name",         "address",          "port",          "selectors",        "tenant_header",
-      "tenant",       "header_timeout",   "idle_timeout",  "max_header_bytes", "max_header_count"};
+  static constexpr std::array<std::string_view, 12> kKeys{
+      "name",           "address",      "port",             "selectors",        "tenant_header", "tenant",
+      "header_timeout", "idle_timeout", "max_header_bytes", "max_header_count", "tls",           "vihf_check"};
   const Field* f = top.field("listeners");
   if (!f) return;
   if (!expect_sequence(f->value, mark_of(f->key, top.file()), top.file(), top.diags(), "listeners")) return;
@@ -176,7 +292,14 @@ void parse_listeners(const MapView& top, ParseState& state) {
     }
     if (auto v = m.integer("port", 0, 65535)) l.port = static_cast<std::uint16_t>(*v);
     else if (!m.field("port")) m.text("port", true);  // reports the missing key
-    parse_selectors(m, l);
+    parse_selectors(m, l, state);
+    parse_listener_tls(m, l, state.config.pkcs11.allow_pin_value);
+    if (auto v = m.boolean("vihf_check")) l.vihf_check = *v;
+    const bool by_cert =
+        std::find(l.selectors.begin(), l.selectors.end(), SelectorKind::client_cert) != l.selectors.end();
+    if (by_cert && (!l.tls || l.tls->client_ca_file.empty()))
+      m.error_at("selectors", "the client_cert selector needs tls with client_ca (client certificates are "
+                              "only requested over TLS)");
     if (auto v = m.string("tenant_header")) {
       if (!is_http_token(*v)) m.error_at("tenant_header", "'" + *v + "' is not a valid HTTP header name");
       l.tenant_header = *v;

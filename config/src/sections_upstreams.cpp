@@ -28,9 +28,10 @@ std::string lower(std::string s) {
 }
 
 void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 12> kKeys{
-      "url",     "sni",     "ca_file",         "environment",       "purpose",            "tls_min",
-      "tls_max", "connect_timeout", "handshake_timeout", "first_byte_timeout", "idle_timeout", "max_idle_per_key"};
+  static constexpr std::array<std::string_view, 13> kKeys{
+      "url",          "sni",              "ca_file",         "environment",       "purpose",
+      "tls_min",      "tls_max",          "connect_timeout", "handshake_timeout", "first_byte_timeout",
+      "idle_timeout", "max_idle_per_key", "proxy"};
   const std::string name = key.Scalar();
   MapView m(value, mark_of(key, top.file()), top.file(), top.diags(), "upstream '" + name + "'", kKeys);
   if (!is_simple_name(name))
@@ -80,6 +81,26 @@ void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapVie
   if (auto v = m.duration("first_byte_timeout", 1ms, 1h)) u.first_byte_timeout = *v;
   if (auto v = m.duration("idle_timeout", 1ms, 1h)) u.idle_timeout = *v;
   if (auto v = m.integer("max_idle_per_key", 0, 1024)) u.max_idle_per_key = *v;
+  if (m.field("proxy")) {
+    static constexpr std::array<std::string_view, 2> kProxyKeys{"url", "credentials_file"};
+    MapView p = sub_map(m, "proxy", m.what() + ": proxy", kProxyKeys);
+    if (p.valid()) {
+      UpstreamProxy proxy;
+      proxy.mark = p.mark();
+      if (auto t = p.text("url", true)) {
+        proxy.url = t->value;
+        auto parsed = parse_proxy_url(t->value);
+        if (!parsed.value) {
+          p.error_at("url", parsed.error);
+        } else {
+          proxy.host = parsed.value->host;
+          proxy.port = parsed.value->port;
+        }
+      }
+      if (auto v = p.path("credentials_file")) proxy.credentials_file = *v;
+      u.proxy = std::move(proxy);
+    }
+  }
   state.upstreams.push_back(std::move(u));
 }
 

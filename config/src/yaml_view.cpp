@@ -224,6 +224,30 @@ std::optional<std::string> MapView::path(std::string_view key, bool required) co
   return resolve_path(t->value, *file_);
 }
 
+std::optional<std::vector<Text>> MapView::list(std::string_view key) const {
+  const Field* f = field(key);
+  if (!f) return std::nullopt;
+  if (f->value.IsScalar()) {
+    if (auto t = text(key)) return std::vector<Text>{std::move(*t)};
+    return std::nullopt;
+  }
+  if (!expect_sequence(f->value, mark_of(f->key, *file_), *file_, *diags_, what_ + ": " + std::string(key)))
+    return std::nullopt;
+  std::vector<Text> out;
+  bool ok = true;
+  for (const YAML::Node& item : f->value) {
+    if (!item.IsScalar() || item.Scalar().empty()) {
+      diags_->error(mark_of(item, *file_), what_ + ": " + std::string(key) + ": expected a non-empty value, found " +
+                                               std::string(item.IsScalar() ? "an empty one" : kind_of(item)));
+      ok = false;
+      continue;
+    }
+    out.push_back({item.Scalar(), mark_of(item, *file_)});
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
 bool expect_sequence(const YAML::Node& node, SourceMark where, const FileCtx& file, Diagnostics& diags,
                      const std::string& what) {
   if (node.IsSequence() || node.IsNull()) return true;

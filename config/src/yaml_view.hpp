@@ -91,6 +91,8 @@ class MapView {
   std::optional<std::uint64_t> size(std::string_view key, std::uint64_t min, std::uint64_t max) const;
   /// A file path, resolved against the directory of this file.
   std::optional<std::string> path(std::string_view key, bool required = false) const;
+  /// A list of non-empty scalars; a single scalar is a list of one. Absent → nullopt silently.
+  std::optional<std::vector<Text>> list(std::string_view key) const;
 
   /// One of a fixed set of spellings.
   template <class E>

@@ -1,6 +1,7 @@
 #include "orgproxy/daemon/downstream_session.hpp"
 
 #include <chrono>
+#include <limits>
 #include <optional>
 
 #include <boost/asio/as_tuple.hpp>
@@ -82,7 +83,8 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
   const char* target_reason = "";
   auto parts = check_target(head.target(), &target_reason);
   if (!parts) co_return co_await answer_error(x, ErrorCode::bad_request, target_reason, false);
-  x.record.path = parts->path;
+  x.record_path.assign(parts->path);
+  x.record.path = x.record_path;
 
   std::string_view host_name;
   if (auto host_it = head.find(http::field::host); host_it != head.end()) {
@@ -93,9 +95,10 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
 
   Selection sel = selector.select({&head, parts->path});
   if (sel.error != ErrorCode::none) co_return co_await answer_error(x, sel.error, sel.reason, true);
-  x.record.tenant = sel.tenant_id;
+  x.record.tenant = sel.tenant_id;  // a view into the request: valid until the head is rewritten below
   const TenantState* tenant = x.rt->find_tenant(sel.tenant_id);
   if (!tenant) co_return co_await answer_error(x, ErrorCode::unknown_tenant, "tenant is not configured", true);
+  x.record.tenant = tenant->tenant->id;  // the snapshot's copy outlives the rewrite
 
   const config::Route* route = x.rt->config().match_route(sel.route_path, host_name);
   const UpstreamState* up = x.rt->route_upstream(route);
@@ -123,15 +126,9 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
   x.identity = pick.identity;
   x.target = map_target(up->upstream->base_path, route->prefix, sel.route_path, *parts);
 
-  // Expect: 100-continue (C04): every check that could refuse the request has passed, so the client may
-  // send the body now; the upstream is not asked for its own 100.
-  if (!x.req.is_done() && x.client_version >= 11 &&
-      beast::iequals(trim_ows(head[http::field::expect]), "100-continue")) {
-    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    x.down.expires_after(x.listener.idle_timeout);
-    auto [ec, n] = co_await asio::async_write(x.down, asio::buffer(kContinue.data(), kContinue.size()), nothrow);
-    if (ec) co_return false;
-  }
+  // Expect: 100-continue (C04): answered in forward(), once the upstream had its say (or a second passed).
+  x.expect_continue = !x.req.is_done() && x.client_version >= 11 &&
+                      beast::iequals(trim_ows(head[http::field::expect]), "100-continue");
 
   ForwardOutcome fo = co_await forward(x);
   if (fo.error != ErrorCode::none && !fo.response_started)
@@ -151,12 +148,17 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   beast::flat_buffer buffer;
   auto relay = std::make_unique<char[]>(kRelayBufferBytes);
   SessionRegistration registration(worker, down);
+  std::string record_method, record_path;
 
   // The listener settings to use follow reloads; cached per snapshot generation, not looked up per request.
   std::uint64_t cached_generation = 0;
   const config::Listener* listener = &slot.listener;
   const TenantSelector* selector = &slot.selector;
 
+  // After an answer that closes the connection while the client may still be sending (a refused body),
+  // closing at once could turn into a reset that destroys the answer before the client reads it
+  // (RFC 9112 §9.6): half-close, then drain a bounded amount for a short while.
+  bool linger = false;
   while (!worker.stopping()) {
     std::shared_ptr<const Runtime> rt = worker.runtime();
     if (rt->generation() != cached_generation) {
@@ -168,6 +170,9 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
 
     http::request_parser<http::buffer_body> req;
     req.header_limit(static_cast<std::uint32_t>(listener->max_header_bytes + 4));
+    // Beast's default (1 MB) would refuse large Content-Lengths while parsing the head, as a framing
+    // error; the route's own limit is applied once the route is known (413, C10).
+    req.body_limit(std::numeric_limits<std::uint64_t>::max());
     registration.idle(buffer.size() == 0);
     HeadRead hr = co_await read_head(down, buffer, req, listener->max_header_bytes, listener->max_header_count,
                                      listener->idle_timeout, listener->header_timeout);
@@ -175,7 +180,11 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     const auto started = std::chrono::steady_clock::now();
     RequestId id = worker.next_request_id();
 
-    if (hr.ec) break;  // EOF, reset, idle or header deadline (slowloris), shutdown wake-up: close quietly
+    linger = true;
+    if (hr.ec) {
+      linger = false;
+      break;
+    }  // EOF, reset, idle or header deadline (slowloris), shutdown wake-up: close quietly
     if (hr.status == HeadScan::Status::too_large) {
       co_await answer_head_error(down, *listener, ErrorCode::headers_too_large, id.view(), hr.reason);
       break;
@@ -193,7 +202,8 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     AccessRecord record;
     record.request_id = id.view();
     record.listener = listener->name;
-    record.method = method_text(req);
+    record_method.assign(method_text(req));
+    record.method = record_method;
     Exchange x{worker,
                rt,
                *listener,
@@ -203,6 +213,8 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
                relay.get(),
                id.view(),
                record,
+               record_method,
+               record_path,
                selector->selection_header(),
                req.get().version(),
                req.keep_alive(),
@@ -211,10 +223,23 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     record.duration_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     log_access(record);
-    if (!keep) break;
+    if (!keep) {
+      linger = !req.is_done();
+      break;
+    }
+    linger = false;
   }
   boost::system::error_code ec;
   down.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (linger && !ec) {
+    std::size_t drained = 0;
+    down.expires_after(std::chrono::seconds(1));
+    while (drained < 1024 * 1024) {
+      auto [rec, n] = co_await down.async_read_some(asio::buffer(relay.get(), kRelayBufferBytes), nothrow);
+      if (rec) break;
+      drained += n;
+    }
+  }
   down.close();
 }
 

@@ -30,10 +30,15 @@ struct Exchange {
   char* relay;  ///< kRelayBufferBytes
   std::string_view request_id;
   AccessRecord& record;
+  /// Session-owned storage the record's method/path point into (the request head is rewritten before
+  /// the access line is written; reused across requests, so no allocation per request once grown).
+  std::string& record_method;
+  std::string& record_path;
   std::string_view selection_header;
   unsigned client_version = 11;
   bool client_keep_alive = true;
   bool is_head = false;
+  bool expect_continue = false;  ///< the client sent `Expect: 100-continue` and a body is expected
   // Set by routing before forward():
   const UpstreamState* upstream = nullptr;
   const keystore::Identity* identity = nullptr;

@@ -4,7 +4,9 @@
 #include <optional>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -15,6 +17,7 @@
 #include "exchange.hpp"
 #include "orgproxy/daemon/http_rules.hpp"
 #include "read_head.hpp"
+#include "relay.hpp"
 
 namespace orgproxy::daemon {
 
@@ -39,8 +42,12 @@ void prepare_upstream_request(Exchange& x) {
   const bool chunked = m.chunked();
   const auto length = x.req.content_length();
   remove_hop_by_hop(m, x.selection_header);
-  // The client already got our 100 Continue (or needs none): the upstream is not asked to send one.
-  m.erase(http::field::expect);
+  // The expectation travels on so the upstream can answer 100 or refuse before the body (C04); any other
+  // expectation, or one without a body, is dropped.
+  if (x.expect_continue)
+    m.set(http::field::expect, "100-continue");
+  else
+    m.erase(http::field::expect);
   m.target(x.target);
   m.version(11);
   m.set(http::field::host, x.upstream->authority);
@@ -52,53 +59,56 @@ void prepare_upstream_request(Exchange& x) {
   }
 }
 
-struct StepResult {
-  boost::system::error_code read_ec;
-  boost::system::error_code write_ec;
-  bool wrote_any = false;
-};
+}  // namespace
 
-// Streams a parser's body into a serializer of the same message, one relay buffer at a time.
-// `in_timeout`/`out_timeout` bound each read/write. Counts body bytes into `bytes`.
-template <bool isRequest, class In, class Out>
-asio::awaitable<StepResult> relay_body(In& in, beast::flat_buffer& in_buffer,
-                                       http::parser<isRequest, http::buffer_body>& p,
-                                       http::serializer<isRequest, http::buffer_body>& sr, Out& out, char* buf,
-                                       std::chrono::milliseconds in_timeout, std::chrono::milliseconds out_timeout,
-                                       std::uint64_t& bytes) {
-  StepResult r;
-  auto& body = p.get().body();
-  do {
-    if (!p.is_done()) {
-      body.data = buf;
-      body.size = kRelayBufferBytes;
-      beast::get_lowest_layer(in).expires_after(in_timeout);
-      auto [ec, n] = co_await http::async_read_some(in, in_buffer, p, nothrow);
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) {
-        r.read_ec = ec;
-        co_return r;
-      }
-      body.size = kRelayBufferBytes - body.size;
-      body.data = buf;
-      body.more = !p.is_done();
-      bytes += body.size;
-    } else {
-      body.data = nullptr;
-      body.size = 0;
-      body.more = false;
-    }
-    beast::get_lowest_layer(out).expires_after(out_timeout);
-    auto [wec, wn] = co_await http::async_write(out, sr, nothrow);
-    if (wn > 0) r.wrote_any = true;
-    if (wec == http::error::need_buffer) wec = {};
-    if (wec) {
-      r.write_ec = wec;
-      co_return r;
-    }
-  } while (!p.is_done() && !sr.is_done());
-  co_return r;
+namespace {
+
+// Classifies a failure reading the client's request body (the upstream request is then left incomplete:
+// no terminating chunk, connection discarded, so the upstream never sees a complete request).
+void client_body_failure(ForwardOutcome& out, const boost::system::error_code& ec) {
+  out.request_error = true;
+  out.keep_downstream = false;
+  if (ec == http::error::body_limit) {
+    out.error = ErrorCode::request_too_large;
+    out.detail = "request body over the route's max_body";
+  } else if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
+             ec == http::error::partial_message || ec == asio::error::eof || ec == asio::error::connection_reset) {
+    out.error = ErrorCode::none;  // the client went away or stalled: nobody to answer
+    out.detail = "client request body: " + ec.message();
+  } else {
+    out.error = ErrorCode::bad_request;  // bad chunk framing (C02)
+    out.detail = "request body framing: " + ec.message();
+  }
 }
+
+// Refusal of a response head: transport error / timeout, malformed framing, or 101.
+bool head_failed(const HeadRead& hr, const http::response_parser<http::buffer_body>& res, ForwardOutcome& out) {
+  if (hr.ec) {
+    out.error = upstream_io_error(hr.ec);
+    out.detail = "reading response head: " + hr.ec.message();
+    return true;
+  }
+  if (hr.status != HeadScan::Status::complete || hr.parse_ec) {
+    out.error = ErrorCode::upstream_protocol;
+    out.detail = std::string("malformed response head: ") + (hr.parse_ec ? hr.parse_ec.message() : hr.reason);
+    return true;
+  }
+  if (res.get().result_int() == 101) {
+    out.error = ErrorCode::upstream_protocol;
+    out.detail = "upstream switched protocols although Upgrade was not forwarded";
+    return true;
+  }
+  return false;
+}
+
+void new_response_parser(std::optional<http::response_parser<http::buffer_body>>& res, bool is_head) {
+  res.emplace();
+  res->header_limit(static_cast<std::uint32_t>(kMaxResponseHeadBytes));
+  res->body_limit(std::numeric_limits<std::uint64_t>::max());
+  if (is_head) res->skip(true);
+}
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
 
@@ -125,67 +135,108 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
     }
     conn = std::move(dial.conn);
   }
+  auto& upstream_tcp = beast::get_lowest_layer(conn->stream);
 
-  // 2. Request: head + streamed body.
+  // 2. Request head, then the body streamed while the response head is awaited (full duplex).
   prepare_upstream_request(x);
+  std::optional<http::response_parser<http::buffer_body>> res;
+  new_response_parser(res, x.is_head);
+  bool request_complete = true;
   {
     http::serializer<true, http::buffer_body> sr{x.req.get()};
-    StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay,
-                                          x.listener.idle_timeout, u.first_byte_timeout, x.record.bytes_in);
-    if (step.read_ec) {
-      // The client's side failed: a bad chunk, a body over the route limit, a reset. The upstream request
-      // is left incomplete (no terminating chunk) and its connection discarded, so it is never completed.
-      out.request_error = true;
-      out.keep_downstream = false;
-      if (step.read_ec == http::error::body_limit) {
-        out.error = ErrorCode::request_too_large;
-        out.detail = "request body over the route's max_body";
-      } else if (step.read_ec == beast::error::timeout || step.read_ec == http::error::end_of_stream ||
-                 step.read_ec == http::error::partial_message || step.read_ec == asio::error::eof ||
-                 step.read_ec == asio::error::connection_reset) {
-        out.error = ErrorCode::none;  // client went away or stalled: nobody to answer
-        out.detail = "client request body: " + step.read_ec.message();
-      } else {
-        out.error = ErrorCode::bad_request;
-        out.detail = "request body framing: " + step.read_ec.message();
+    if (x.req.is_done()) {
+      StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay,
+                                            kRelayBufferBytes, x.listener.idle_timeout, u.first_byte_timeout,
+                                            x.record.bytes_in);
+      if (step.write_ec) {
+        out.error = upstream_io_error(step.write_ec);
+        out.detail = "writing request upstream: " + step.write_ec.message();
+        co_return out;
       }
-      co_return out;
-    }
-    if (step.write_ec) {
-      // Bytes may have reached the upstream: never replayed (C09b).
-      out.error = upstream_io_error(step.write_ec);
-      out.detail = "writing request upstream: " + step.write_ec.message();
-      co_return out;
+      HeadRead hr = co_await read_head(conn->stream, conn->buffer, *res, kMaxResponseHeadBytes, kMaxResponseFields,
+                                       u.first_byte_timeout, u.first_byte_timeout);
+      if (head_failed(hr, *res, out)) co_return out;
+    } else {
+      // No body bytes yet, more to come: the serializer must stop after the head (need_buffer), not
+      // conclude the body (it would emit the last chunk).
+      auto& body = x.req.get().body();
+      body.data = nullptr;
+      body.size = 0;
+      body.more = true;
+      upstream_tcp.expires_after(u.first_byte_timeout);
+      auto [hec, hn] = co_await http::async_write_header(conn->stream, sr, nothrow);
+      if (hec) {
+        out.error = upstream_io_error(hec);
+        out.detail = "writing request head upstream: " + hec.message();
+        co_return out;
+      }
+      HeadWaiter waiter(co_await asio::this_coro::executor);
+      // No deadline on the read itself: the upload may legitimately take longer than first_byte_timeout,
+      // which counts from the end of the request (enforced below by closing the socket).
+      waiter.start(conn->stream, conn->buffer, *res, kMaxResponseHeadBytes, kMaxResponseFields,
+                   std::chrono::hours(24));
+      // Every exit from here on first ends the concurrent read: it references `conn` and `res`.
+      auto abandon = [&]() -> asio::awaitable<void> {
+        if (!waiter.done) upstream_tcp.close();
+        co_await waiter.wait(std::chrono::hours(24));
+      };
+      bool early_final = false;
+      if (x.expect_continue) {
+        // C04: the upstream decides within about a second (100, or a final answer such as 413); a silent
+        // one gets our own 100 so the client never deadlocks.
+        if (co_await waiter.wait(std::chrono::seconds(1))) {
+          if (head_failed(waiter.result, *res, out)) co_return out;
+          early_final = res->get().result_int() >= 200;
+        }
+        if (!early_final) {
+          x.down.expires_after(x.listener.idle_timeout);
+          auto [cec, cn] =
+              co_await asio::async_write(x.down, asio::buffer(kContinue.data(), kContinue.size()), nothrow);
+          if (cec) {
+            co_await abandon();
+            out.detail = "writing 100 Continue: " + cec.message();
+            co_return out;
+          }
+        }
+      }
+      if (!early_final) {
+        StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay,
+                                              kRelayBufferBytes, x.listener.idle_timeout, u.first_byte_timeout,
+                                              x.record.bytes_in, &waiter.final_or_failed);
+        if (step.read_ec || step.write_ec) {
+          co_await abandon();
+          if (step.read_ec) {
+            client_body_failure(out, step.read_ec);
+          } else {
+            // Bytes may have reached the upstream: never replayed (C09b).
+            out.error = upstream_io_error(step.write_ec);
+            out.detail = "writing request upstream: " + step.write_ec.message();
+          }
+          co_return out;
+        }
+        request_complete = !step.stopped;
+      } else {
+        request_complete = false;
+      }
+      if (!co_await waiter.wait(u.first_byte_timeout)) {
+        co_await abandon();
+        out.error = ErrorCode::upstream_timeout;
+        out.detail = "no response head within first_byte_timeout";
+        co_return out;
+      }
+      if (head_failed(waiter.result, *res, out)) co_return out;
+      // An answer that came before the whole body was sent ends the request there (C04 ii, early 413).
+      if (res->get().result_int() >= 200 && !x.req.is_done()) request_complete = false;
     }
   }
   conn->requests++;
 
-  // 3. Response head; 1xx interim answers are dropped, never taken as final (C05a).
-  std::optional<http::response_parser<http::buffer_body>> res;
-  for (;;) {
-    res.emplace();
-    res->header_limit(static_cast<std::uint32_t>(kMaxResponseHeadBytes));
-    res->body_limit(std::numeric_limits<std::uint64_t>::max());
-    if (x.is_head) res->skip(true);
+  // 3. Further heads: 1xx interim answers are dropped, never taken as final (C05a).
+  while (res->get().result_int() < 200) {
+    new_response_parser(res, x.is_head);
     HeadRead hr = co_await read_head(conn->stream, conn->buffer, *res, kMaxResponseHeadBytes, kMaxResponseFields,
                                      u.first_byte_timeout, u.first_byte_timeout);
-    if (hr.ec) {
-      out.error = upstream_io_error(hr.ec);
-      out.detail = "reading response head: " + hr.ec.message();
-      co_return out;
-    }
-    if (hr.status != HeadScan::Status::complete || hr.parse_ec) {
-      out.error = ErrorCode::upstream_protocol;
-      out.detail = std::string("malformed response head: ") + (hr.parse_ec ? hr.parse_ec.message() : hr.reason);
-      co_return out;
-    }
-    unsigned status = res->get().result_int();
-    if (status == 101) {
-      out.error = ErrorCode::upstream_protocol;
-      out.detail = "upstream switched protocols although Upgrade was not forwarded";
-      co_return out;
-    }
-    if (status >= 200) break;
+    if (head_failed(hr, *res, out)) co_return out;
   }
 
   // 4. Response head for the client: hop-by-hop removed, framing of our own.
@@ -209,6 +260,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   } else if (up_chunked && x.is_head) {
     msg.set(http::field::transfer_encoding, "chunked");  // what a GET would have used
   }
+  if (!x.req.is_done()) keep_down = false;  // an early answer: the rest of the request body is not read
   msg.keep_alive(keep_down);
   x.record.status = msg.result_int();
 
@@ -224,7 +276,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
       co_return out;
     }
   } else {
-    StepResult step = co_await relay_body(conn->stream, conn->buffer, *res, sr, x.down, x.relay,
+    StepResult step = co_await relay_body(conn->stream, conn->buffer, *res, sr, x.down, x.relay, kRelayBufferBytes,
                                           u.first_byte_timeout, x.listener.idle_timeout, x.record.bytes_out);
     out.response_started = step.wrote_any;
     if (step.read_ec) {
@@ -242,10 +294,10 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
     }
   }
   out.response_started = true;
-  out.keep_downstream = keep_down && x.req.is_done();
+  out.keep_downstream = keep_down;
 
   // 5. Back to the pool only after a complete, keep-alive, length-delimited exchange.
-  if (upstream_keep_alive && res->is_done() && !res->need_eof() && x.worker.pool_accepts(x.rt))
+  if (request_complete && upstream_keep_alive && res->is_done() && !res->need_eof() && x.worker.pool_accepts(x.rt))
     release_upstream(pool, key, std::move(conn), u);
   co_return out;
 }

@@ -4,6 +4,7 @@
 #include <mutex>
 #include <thread>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <spdlog/spdlog.h>
@@ -45,6 +46,8 @@ class KeystoreImpl final : public Keystore {
     if (!pin_.empty())
       for (auto& [key, token] : tokens_) token->login(pin_);
   }
+
+  ~KeystoreImpl() override { OPENSSL_cleanse(pin_.data(), pin_.size()); }
 
   OSSL_LIB_CTX* libctx() const override { return libctx_->get(); }
 

@@ -10,14 +10,10 @@
 namespace orgproxy::keystore {
 namespace {
 
+/// Everything after "pin-value=" goes: a raw PIN may contain ';', '&' or '?', so no separator is trusted.
 std::string redact_pin_value(const std::string& text) {
-  std::string out = text;
-  for (size_t pos = out.find("pin-value="); pos != std::string::npos; pos = out.find("pin-value=", pos + 1)) {
-    size_t start = pos + 10;
-    size_t end = out.find_first_of(";&", start);
-    out.replace(start, end == std::string::npos ? std::string::npos : end - start, "***");
-  }
-  return out;
+  const size_t pos = text.find("pin-value=");
+  return pos == std::string::npos ? text : text.substr(0, pos + 10) + "***";
 }
 
 /// Names of the path attributes ("token", "id", ...) written in `text`, in order.

@@ -23,7 +23,7 @@ class KeyUri {
   /// `allow_pin_value`, slot attributes (slot ids move when SoftHSM re-initialises; use the token label).
   static KeyUri parse(const std::string& text, bool allow_pin_value);
 
-  /// The URI with any pin-value replaced by "***", for messages and logs.
+  /// The URI cut after "pin-value=" (replaced by "***"), for messages and logs.
   const std::string& display() const { return display_; }
   /// Whether the module attributes (module-name: library file name without "lib" and extension, or the
   /// configured module name; module-path: exact path) allow `module`.

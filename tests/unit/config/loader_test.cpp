@@ -117,16 +117,14 @@ TEST(Loader, config_error_message_lists_every_diagnostic) {
 
 TEST(Loader, yaml_syntax_error_becomes_a_diagnostic_with_its_mark) {
   auto d = load_errors("listeners:\n  - { name: ris, port: 8080\nroutes: []\n");
-  ASSERT_THAT(d, SizeIs(1));
-  EXPECT_EQ(d[0].mark.file, "t.yaml");
-  EXPECT_GT(d[0].mark.line, 0);
-  EXPECT_THAT(d[0].message, HasSubstr("YAML syntax error"));
+  ASSERT_THAT(d, SizeIs(1));  // nothing else: a file that does not parse is not checked further
+  EXPECT_THAT(d, Contains(ErrorAt(3, 7, "YAML syntax error: end of map flow not found")));
 }
 
 TEST(Loader, tab_indentation_is_a_syntax_error_not_a_crash) {
   auto d = load_errors("listeners:\n\t- name: ris\n");
   ASSERT_THAT(d, SizeIs(1));
-  EXPECT_THAT(d[0].message, HasSubstr("YAML syntax error"));
+  EXPECT_THAT(d, Contains(ErrorAt(2, 2, "YAML syntax error")));
 }
 
 TEST(Loader, several_yaml_documents_are_refused) {

@@ -147,5 +147,31 @@ TEST(Upstreams, upstream_name_must_be_simple) {
   EXPECT_THAT(d, Contains(ErrorAt(8, 3, "upstream 'a b': not a simple name")));
 }
 
+TEST(Upstreams, egress_proxy_is_read_with_its_credentials_file) {
+  auto r = load_ok(kHead + "    url: https://d.example\n    proxy: { url: \"http://[fd00::3]:3128\", credentials_file: proxy.cred }\n");
+  const Upstream& u = upstream_of(r);
+  ASSERT_TRUE(u.proxy);
+  EXPECT_EQ(u.proxy->host, "fd00::3");
+  EXPECT_EQ(u.proxy->port, 3128);
+  EXPECT_EQ(u.proxy->credentials_file, "/cfg/proxy.cred");
+  auto r2 = load_ok(kHead + "    url: https://d.example\n    proxy: { url: http://proxy.local }\n");
+  ASSERT_TRUE(upstream_of(r2).proxy);
+  EXPECT_EQ(upstream_of(r2).proxy->port, 80);
+  EXPECT_EQ(upstream_of(r2).proxy->credentials_file, "");
+  EXPECT_FALSE(upstream_of(load_ok(kHead + "    url: https://d.example\n")).proxy);
+}
+
+TEST(Upstreams, egress_proxy_url_rules) {
+  for (const auto& [url, message] : std::vector<std::pair<std::string, std::string>>{
+           {"https://proxy.local:3128", "an egress proxy is written http://host:port"},
+           {"http://u:p@proxy.local:3128", "user information in the URL is not allowed"},
+           {"http://proxy.local:3128/x", "no path, query or fragment"},
+           {"http://proxy.local:03128", "write 3128, not 03128"}}) {
+    auto d = load_errors(kHead + "    url: https://d.example\n    proxy: { url: \"" + url + "\" }\n");
+    ASSERT_THAT(errors_only(d), SizeIs(1)) << url;
+    EXPECT_THAT(d, Contains(ErrorAt(8, 19, message))) << url;
+  }
+}
+
 }  // namespace
 }  // namespace orgproxy::config::test

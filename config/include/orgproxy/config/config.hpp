@@ -3,12 +3,14 @@
 // Schema reference: config/SCHEMA.md (kept current with every change).
 #pragma once
 
+#include <array>
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -29,14 +31,29 @@ struct SourceMark {
 enum class Purpose { dmp, insi_auto, insi_manu, mssante, vihf_sign };
 /// Config spelling: "dmp", "insi-auto", "insi-manu", "mssante", "vihf-sign".
 std::string_view to_string(Purpose p);
+/// The purpose spelled exactly `text` (config spelling), or nullopt.
 std::optional<Purpose> parse_purpose(std::string_view text);
 
 /// IGC Santé PKI an upstream belongs to; test and production trust are never mixed.
 enum class Environment { test, production };
+/// "test" or "production".
 std::string_view to_string(Environment e);
 
+/// TLS protocol version bound of an upstream.
 enum class TlsVersion { tls1_2, tls1_3 };
+/// "1.2" or "1.3" (config spelling).
 std::string_view to_string(TlsVersion v);
+
+/// An IPv4 or IPv6 network written in CIDR notation ("10.1.0.0/16", "fd00::/8", a bare address = /32, /128).
+struct IpNetwork {
+  std::string text;                      ///< as written
+  bool v6 = false;
+  std::array<std::uint8_t, 16> bytes{};  ///< network address, host bits zero; IPv4 in the first 4 bytes
+  unsigned prefix_len = 0;
+  /// True when `address` (4 bytes for IPv4, 16 for IPv6, network order) lies in this network. An
+  /// IPv4-mapped IPv6 address (::ffff:a.b.c.d) matches IPv4 networks, as a dual-stack socket reports it.
+  bool contains(std::span<const std::uint8_t> address) const;
+};
 
 /// One certificate (chain file: leaf first, then intermediates) + the reference of its private key.
 struct IdentityRef {
@@ -59,6 +76,15 @@ struct Tenant {
   SourceMark mark;
 };
 
+/// Egress HTTP CONNECT proxy an upstream is reached through.
+struct UpstreamProxy {
+  std::string url;               ///< as written, http://host[:port]
+  std::string host;              ///< IPv6 literals without brackets
+  std::uint16_t port = 80;
+  std::string credentials_file;  ///< "user:password" for Proxy-Authorization Basic ("" = none)
+  SourceMark mark;
+};
+
 /// A named national endpoint, reached over mutual TLS.
 struct Upstream {
   std::string name;
@@ -77,6 +103,7 @@ struct Upstream {
   std::chrono::milliseconds first_byte_timeout{60000};  ///< request sent → response headers
   std::chrono::milliseconds idle_timeout{60000};        ///< pooled idle connection lifetime
   std::size_t max_idle_per_key = 32;  ///< idle pooled connections per (tenant, identity, upstream), per worker
+  std::optional<UpstreamProxy> proxy;  ///< reach the upstream through this CONNECT proxy
   SourceMark mark;
 };
 
@@ -91,8 +118,35 @@ struct Route {
 
 /// How a listener learns the tenant of a request (DESIGN.md "Selector").
 enum class SelectorKind { fixed, source, client_cert, header, path, vihf };
+/// Config spelling: "fixed", "source", "client_cert", "header", "path", "vihf".
 std::string_view to_string(SelectorKind k);
 
+/// `source` selector rule: requests from `network` belong to `tenant` (longest prefix wins).
+struct SourceTenantRule {
+  IpNetwork network;
+  std::string tenant;
+  SourceMark mark;
+};
+
+/// `client_cert` selector rule: a downstream client certificate, by SHA-256 fingerprint or by subject OU,
+/// belongs to `tenant`.
+struct ClientCertTenantRule {
+  enum class Match { sha256, ou } match = Match::sha256;
+  std::string value;  ///< lower-case hex without ':' (sha256) or the exact OU text
+  std::string tenant;
+  SourceMark mark;
+};
+
+/// Downstream TLS on a listener (RIS → orgproxy).
+struct ListenerTls {
+  std::string cert_file;       ///< server certificate chain (PEM)
+  std::string key;             ///< PEM key file or pkcs11: URI
+  std::string client_ca_file;  ///< CAs that sign client certificates ("" = client certificates not requested)
+  bool require_client_cert = false;
+  SourceMark mark;
+};
+
+/// A downstream listening socket (RIS → orgproxy): where it binds, how it selects the tenant, its limits.
 struct Listener {
   std::string name;
   std::string address = "127.0.0.1";
@@ -104,15 +158,28 @@ struct Listener {
   std::chrono::milliseconds idle_timeout{60000};    ///< keep-alive idle between requests
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_header_count = 100;
+  /// Rules of the `source` selector (required with it); longest matching prefix wins.
+  std::vector<SourceTenantRule> source_tenants;
+  /// Rules of the `client_cert` selector; empty = the certificate's subject OU is the tenant id.
+  std::vector<ClientCertTenantRule> client_cert_tenants;
+  std::optional<ListenerTls> tls;
+  /// Compare the VIHF Identifiant_Structure with the tenant selected otherwise (SOAP requests).
+  bool vihf_check = true;
   SourceMark mark;
+
+  /// The `source` rule for a peer address (4 or 16 bytes, network order; IPv4-mapped IPv6 matches IPv4
+  /// rules), the longest matching prefix winning; nullptr when none matches.
+  const SourceTenantRule* source_rule_for(std::span<const std::uint8_t> address) const;
 };
 
+/// A PKCS#11 module to load (SoftHSMv2, an HSM vendor's library, or a p11-kit registered module).
 struct Pkcs11Module {
   std::string name;  ///< p11-kit registered module name, or a local name when `path` is set
   std::string path;  ///< shared object path ("" = find the registered module by name)
   SourceMark mark;
 };
 
+/// The `pkcs11` section: modules, PIN source and what key references are accepted.
 struct Pkcs11Settings {
   std::vector<Pkcs11Module> modules;
   std::string pin_file;         ///< user PIN file (trailing "\n" / "\r\n" stripped, nothing else)
@@ -123,11 +190,53 @@ struct Pkcs11Settings {
   SourceMark mark;
 };
 
+/// The `settings` section: process-wide behaviour.
 struct Settings {
   unsigned workers = 0;  ///< worker threads (one io_context each); 0 = hardware concurrency
   bool require_all_identities = false;
   std::string log_level = "info";
   std::chrono::milliseconds shutdown_grace{10000};
+};
+
+/// Who may act for which tenants and upstreams (DESIGN.md "Client"). A request's client is the first rule
+/// (file order) whose every given criterion matches: source address in one of `cidrs`, downstream client
+/// certificate fingerprint in `cert_sha256` or subject in `cert_subjects`, bearer token whose SHA-256 is in
+/// `bearer_sha256`. Empty criteria are not checked; at least one criterion is given.
+struct Client {
+  std::string name;
+  std::vector<IpNetwork> cidrs;
+  std::vector<std::string> cert_sha256;    ///< lower-case hex, 64 characters, no ':'
+  std::vector<std::string> cert_subjects;  ///< exact RFC 4514 subject strings
+  std::vector<std::string> bearer_sha256;  ///< lower-case hex of SHA-256(token); never the token itself
+  bool all_tenants = false;                ///< `tenants: "*"`
+  std::vector<std::string> tenants;        ///< allowed ids: those listed plus the members of `groups`
+  std::vector<std::string> groups;         ///< group names as written
+  bool all_upstreams = false;              ///< `upstreams: "*"` or absent
+  std::vector<std::string> upstreams;
+  unsigned max_connections = 0;  ///< concurrent downstream connections; 0 = unlimited
+  unsigned rate = 0;             ///< requests per second (token bucket); 0 = unlimited
+  unsigned burst = 0;            ///< bucket size; defaults to `rate`
+  SourceMark mark;
+
+  /// May this client act for tenant `id` (exact text)? Groups are already expanded into `tenants`.
+  bool allows_tenant(std::string_view id) const;
+  /// May this client reach upstream `name`?
+  bool allows_upstream(std::string_view name) const;
+};
+
+/// The admin endpoint (metrics, health, identity listing).
+struct AdminListener {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::vector<std::string> bearer_sha256;  ///< accepted tokens, as lower-case hex SHA-256
+  SourceMark mark;
+};
+
+/// Where the access log goes.
+struct LoggingSettings {
+  std::string access_log = "stdout";  ///< "stdout" or a file path
+  std::uint64_t rotate_size = 0;      ///< rotate the file at this size; 0 = never (file only)
+  unsigned rotate_count = 0;          ///< rotated files kept
 };
 
 /// The whole validated configuration. Immutable once built; shared by pointer between threads.
@@ -139,16 +248,23 @@ struct Config {
   std::map<std::string, Upstream> upstreams;  ///< by name
   std::vector<Route> routes;                  ///< sorted by prefix length, longest first
   std::vector<Tenant> tenants;                ///< in file order
+  std::map<std::string, std::vector<std::string>> tenant_groups;  ///< group name → tenant ids
+  std::vector<Client> clients;                ///< in file order (first match wins)
+  std::optional<AdminListener> admin;
+  LoggingSettings logging;
+  std::vector<std::string> crl_files;  ///< PEM CRLs checked on every upstream and client certificate chain
 
   /// Tenant by exact id, or nullptr. O(1).
   const Tenant* find_tenant(std::string_view id) const;
   /// Upstream by name, or nullptr.
   const Upstream* find_upstream(std::string_view name) const;
   /// Longest route whose prefix matches `path` on a segment boundary (and `host` when the route has one),
-  /// or nullptr. `path` excludes the query string.
+  /// or nullptr. `path` excludes the query string. `host` is the request's Host value: compared
+  /// case-insensitively, without its port, IPv6 brackets or a trailing dot.
   const Route* match_route(std::string_view path, std::string_view host) const;
 
-  /// Called once after construction by the loader; builds the lookup index.
+  /// Called once after construction by the loader: sorts `routes` (longest prefix first, host-bound
+  /// before host-less) and builds the tenant index.
   void build_index();
 
  private:

@@ -110,8 +110,11 @@ class Keystore {
 
 /// Builds an SSL_CTX (client, in the keystore's libctx) presenting `identity` (leaf + intermediates,
 /// token-held key) and trusting only `options.ca_file`, with SSL_VERIFY_PEER and the version bounds.
-/// If the identity's token lacks RSA-PSS, TLS 1.3 is disabled and sigalgs limited to PKCS#1 v1.5.
-/// Throws KeystoreError on failure.
+/// If the identity's token lacks RSA-PSS, TLS 1.3 is disabled and sigalgs limited to PKCS#1 v1.5 (and an
+/// upstream whose min_version is TLS 1.3 is a KeystoreError). OpenSSL's internal client session cache is off
+/// (SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE: the new-session callback still fires).
+/// The SSL_CTX belongs to the keystore's private library context: free it before the last reference to the
+/// identity (which keeps that context alive) goes. Throws KeystoreError on failure.
 SslCtxPtr make_client_context(const Keystore& keystore, const Identity& identity,
                               const TlsClientOptions& options);
 

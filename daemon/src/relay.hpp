@@ -1,0 +1,135 @@
+// Internal: streaming a message body from a parser to a serializer through one bounded buffer (the shape
+// of Beast's http_relay example), and waiting for an upstream response head while the request body is
+// still being written (full duplex: early answers and Expect: 100-continue).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "read_head.hpp"
+
+namespace orgproxy::daemon {
+
+struct StepResult {
+  boost::system::error_code read_ec;
+  boost::system::error_code write_ec;
+  bool wrote_any = false;
+  bool stopped = false;  ///< `*stop` became true between two writes
+};
+
+/// Streams `p`'s body into `sr` (the serializer of the same message) one `buf_size` buffer at a time.
+/// Each read is bounded by `in_timeout`, each write by `out_timeout`. Adds the body bytes to `bytes`.
+/// Checks `*stop` (when not null) after each write and returns early with `stopped` when set.
+template <bool isRequest, class In, class Out>
+boost::asio::awaitable<StepResult> relay_body(In& in, boost::beast::flat_buffer& in_buffer,
+                                              boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
+                                              boost::beast::http::serializer<isRequest, boost::beast::http::buffer_body>& sr,
+                                              Out& out, char* buf, std::size_t buf_size,
+                                              std::chrono::milliseconds in_timeout,
+                                              std::chrono::milliseconds out_timeout, std::uint64_t& bytes,
+                                              const bool* stop = nullptr) {
+  namespace asio = boost::asio;
+  namespace http = boost::beast::http;
+  constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+  StepResult r;
+  auto& body = p.get().body();
+  do {
+    if (!p.is_done()) {
+      body.data = buf;
+      body.size = buf_size;
+      boost::beast::get_lowest_layer(in).expires_after(in_timeout);
+      auto [ec, n] = co_await http::async_read_some(in, in_buffer, p, nothrow);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        r.read_ec = ec;
+        co_return r;
+      }
+      body.size = buf_size - body.size;
+      bytes += body.size;
+      if (body.size == 0) {
+        // Nothing new (e.g. only a chunk header was parsed). A zero-sized buffer would be serialized as a
+        // zero-sized chunk, which IS the last chunk: never write one; a null buffer ends the body instead.
+        body.data = nullptr;
+        if (!p.is_done()) continue;
+        body.more = false;
+      } else {
+        body.data = buf;
+        body.more = !p.is_done();
+      }
+    } else {
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+    }
+    boost::beast::get_lowest_layer(out).expires_after(out_timeout);
+    auto [wec, wn] = co_await http::async_write(out, sr, nothrow);
+    if (wn > 0) r.wrote_any = true;
+    if (wec == http::error::need_buffer) wec = {};
+    if (wec) {
+      r.write_ec = wec;
+      co_return r;
+    }
+    if (stop && *stop) {
+      r.stopped = true;
+      co_return r;
+    }
+  } while (!p.is_done() && !sr.is_done());
+  co_return r;
+}
+
+/// A response head read running beside the request body write. One read and one write may be pending at
+/// once on an Asio SSL stream, so the upstream can answer early (413, 100 Continue) while we still send.
+/// Everything here runs on the worker's single thread: `done` is set before `wake` is cancelled, and
+/// checked before every wait, so no wake-up is lost.
+struct HeadWaiter {
+  explicit HeadWaiter(const boost::asio::any_io_executor& ex) : wake(ex) {}
+  boost::asio::steady_timer wake;
+  bool done = false;
+  bool final_or_failed = false;  ///< done with a final (>= 200) head or a failure: stop sending the body
+  HeadRead result;
+
+  /// Starts reading one head from `stream` into `parser`. `timeout` bounds the read (pass a long one and
+  /// enforce the real deadline with wait(): a pending read's deadline cannot be moved). The caller must
+  /// not destroy `stream`, `buffer`, `parser` or this waiter before `done` (close the socket and wait()).
+  template <class Stream, class Parser>
+  void start(Stream& stream, boost::beast::flat_buffer& buffer, Parser& parser, std::size_t max_bytes,
+             std::size_t max_fields, std::chrono::milliseconds timeout) {
+    boost::asio::co_spawn(
+        wake.get_executor(),
+        [this, &stream, &buffer, &parser, max_bytes, max_fields, timeout]() -> boost::asio::awaitable<void> {
+          result = co_await read_head(stream, buffer, parser, max_bytes, max_fields, timeout, timeout);
+          final_or_failed = result.ec || result.parse_ec || result.status != HeadScan::Status::complete ||
+                            parser.get().result_int() >= 200;
+          done = true;
+          wake.cancel();
+        },
+        boost::asio::detached);
+  }
+
+  /// Waits until the read is done or `limit` passes; returns `done`.
+  boost::asio::awaitable<bool> wait(std::chrono::steady_clock::duration limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done && std::chrono::steady_clock::now() < deadline) {
+      wake.expires_at(deadline);
+      co_await wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+    co_return done;
+  }
+};
+
+}  // namespace orgproxy::daemon
