@@ -113,7 +113,7 @@ TEST_P(MainSliceIdentity, interleaved_tenants_on_one_keepalive_connection_never_
     ASSERT_EQ(response.status, 200) << "request " << n << diagnostics();
     EXPECT_EQ(response.header("X-Client-DN"), site.identity("dmp").subject_dn) << "request " << n;
     EXPECT_EQ(response.header("X-Seen-Uri"), "/si-dmp-server/v2/services/registry?n=" + std::to_string(n));
-    EXPECT_TRUE(response.keep_alive) << "request " << n;
+    EXPECT_TRUE(response.keep_alive) << "request " << n << ": " << response.header("Connection") << "\n" << daemon_->log();
     upstream_connections_of[site.spec.id].insert(response.header("X-Up-Conn"));
   }
   // No upstream connection ever carried two tenants.
