@@ -31,9 +31,9 @@ bool siret_valid(std::string_view siret) {
 
 std::string length_error(std::string_view id, std::string_view type_name, std::size_t expected,
                          std::string_view shape) {
-  return "'" + std::string(id) + "' starts with type digit " + std::string(1, id[0]) + " (" +
-         std::string(type_name) + ") and must have " + std::to_string(expected) + " characters (" +
-         std::string(shape) + "), found " + std::to_string(id.size());
+  return "'" + std::string(id) + "' starts with type digit " + std::string(1, id[0]) + " (" + std::string(type_name) +
+         ") and must have " + std::to_string(expected) + " characters (" + std::string(shape) + "), found " +
+         std::to_string(id.size());
 }
 
 StructureIdCheck fail(StructureIdType type, std::string error) {
@@ -54,9 +54,10 @@ StructureIdCheck check_finess(std::string_view id) {
     if (i < 2 && is_upper(c)) continue;
     if (i < 2 && c >= 'a' && c <= 'z')
       return fail(StructureIdType::finess, "'" + std::string(id) + "': FINESS letters are upper case");
-    return fail(StructureIdType::finess,
-                "'" + std::string(id) + "': a FINESS has digits, with letters only in its first two characters "
-                "(département, e.g. 2A); found '" + std::string(1, c) + "'");
+    return fail(StructureIdType::finess, "'" + std::string(id) +
+                                             "': a FINESS has digits, with letters only in its first two characters "
+                                             "(département, e.g. 2A); found '" +
+                                             std::string(1, c) + "'");
   }
   StructureIdCheck r;
   r.ok = true;
@@ -92,8 +93,9 @@ StructureIdCheck check_structure_id(std::string_view id) {
     if (is_digit(c) || is_upper(c) || (c >= 'a' && c <= 'z')) continue;
     if (c == '.' || c == '+' || c == '-' || c == ',' || c == '_')
       return fail(StructureIdType::siret,
-                  "'" + std::string(id) + "' looks like a number, not a structure identifier: write the "
-                  "identifier's exact digits (type digit + identifier, e.g. 312345678200002)");
+                  "'" + std::string(id) +
+                      "' looks like a number, not a structure identifier: write the "
+                      "identifier's exact digits (type digit + identifier, e.g. 312345678200002)");
     return fail(StructureIdType::siret, "'" + std::string(id) + "' contains '" + std::string(1, c) +
                                             "': a structure identifier is a type digit followed by the identifier");
   }
@@ -101,8 +103,10 @@ StructureIdCheck check_structure_id(std::string_view id) {
     // Bare national numbers, written without their type digit: name the full form. Only when the number
     // passes its own check, so that a truncated full id gets the length message of its type instead.
     if (id.size() == 14 && siret_valid(id))
-      return fail(StructureIdType::siret, "'" + std::string(id) + "' is a bare SIRET (14 digits): write the full "
-                                          "structure identifier '3" + std::string(id) + "' (3 + SIRET)");
+      return fail(StructureIdType::siret, "'" + std::string(id) +
+                                              "' is a bare SIRET (14 digits): write the full "
+                                              "structure identifier '3" +
+                                              std::string(id) + "' (3 + SIRET)");
     if (id.size() == 11 && luhn_valid(id))
       return fail(StructureIdType::rpps_rang,
                   "'" + std::string(id) + "' is a bare RPPS (11 digits): write the full structure identifier '4" +
@@ -110,12 +114,15 @@ StructureIdCheck check_structure_id(std::string_view id) {
     // The same lengths with a failing key: still most likely a bare number with a typo, unless the first
     // digit makes it a truncated full id (then the type's length message below is the better one).
     if (id.size() == 14 && id[0] != '3')
-      return fail(StructureIdType::siret, "'" + std::string(id) + "' has 14 digits like a bare SIRET, but its "
-                                          "Luhn key fails (a typo?); a structure identifier is 3 + SIRET (15 digits)");
+      return fail(StructureIdType::siret,
+                  "'" + std::string(id) +
+                      "' has 14 digits like a bare SIRET, but its "
+                      "Luhn key fails (a typo?); a structure identifier is 3 + SIRET (15 digits)");
     if (id.size() == 11 && id[0] != '4')
       return fail(StructureIdType::rpps_rang,
-                  "'" + std::string(id) + "' has 11 digits like a bare RPPS, but its Luhn key fails (a typo?); a "
-                  "structure identifier is 4 + RPPS + 3-digit rang (15 digits)");
+                  "'" + std::string(id) +
+                      "' has 11 digits like a bare RPPS, but its Luhn key fails (a typo?); a "
+                      "structure identifier is 4 + RPPS + 3-digit rang (15 digits)");
     if (id.size() == 9 && luhn_valid(id))
       return fail(StructureIdType::siren, "'" + std::string(id) + "' is a bare 9-digit number: write '2" +
                                               std::string(id) + "' for a SIREN or '1" + std::string(id) +
@@ -147,18 +154,18 @@ StructureIdCheck check_structure_id(std::string_view id) {
       return {true, StructureIdType::siret, {}, {}};
     case '4':
       if (id.size() != 15)
-        return fail(StructureIdType::rpps_rang,
-                    length_error(id, "RPPS rang", 15, "4 + 11-digit RPPS + 3-digit rang"));
+        return fail(StructureIdType::rpps_rang, length_error(id, "RPPS rang", 15, "4 + 11-digit RPPS + 3-digit rang"));
       if (!all_digits(id))
         return fail(StructureIdType::rpps_rang, "'" + std::string(id) + "': an RPPS rang identifier has digits only");
       if (!luhn_valid(id.substr(1, 11)))
-        return fail(StructureIdType::rpps_rang, "'" + std::string(id) + "': the RPPS " +
-                                                    std::string(id.substr(1, 11)) + " fails its Luhn check (a typo?)");
+        return fail(StructureIdType::rpps_rang, "'" + std::string(id) + "': the RPPS " + std::string(id.substr(1, 11)) +
+                                                    " fails its Luhn check (a typo?)");
       return {true, StructureIdType::rpps_rang, {}, {}};
     case '8':
       if (id.size() == 12 && all_digits(id))
-        return fail(StructureIdType::rpps_rang, "'" + std::string(id) + "' is a person's identifier (8 + RPPS), "
-                                                "not a site's: write 4 + RPPS + rang for a cabinet");
+        return fail(StructureIdType::rpps_rang, "'" + std::string(id) +
+                                                    "' is a person's identifier (8 + RPPS), "
+                                                    "not a site's: write 4 + RPPS + rang for a cabinet");
       [[fallthrough]];
     default:
       return fail(StructureIdType::siret, "'" + std::string(id) + "' starts with '" + std::string(1, id[0]) +

@@ -47,7 +47,9 @@ class Loader {
   void load_root_file(const std::filesystem::path& path) {
     const std::string name = path.string();
     root_name_ = name;
-    FileCtx file{name, path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path()};
+    // Relative paths in the file resolve against its directory made absolute now, so that they do not
+    // depend on the daemon's working directory later (systemd starts it in /).
+    FileCtx file{name, absolute_dir(path.parent_path())};
     auto text = read_file(path, SourceMark{name, 0, 0});
     if (!text) return;
     stack_.push_back(canonical(path));
@@ -57,12 +59,18 @@ class Loader {
 
   void load_root_text(const std::string& yaml, const std::string& name, const std::filesystem::path& base_dir) {
     root_name_ = name;
-    process_text(yaml, FileCtx{name, base_dir}, true);
+    process_text(yaml, FileCtx{name, absolute_dir(base_dir)}, true);
   }
 
   LoadResult finish();
 
  private:
+  static std::filesystem::path absolute_dir(const std::filesystem::path& dir) {
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(dir.empty() ? std::filesystem::path(".") : dir, ec);
+    return ec ? dir : abs.lexically_normal();
+  }
+
   static std::string canonical(const std::filesystem::path& p) {
     std::error_code ec;
     auto c = std::filesystem::weakly_canonical(p, ec);
@@ -74,14 +82,13 @@ class Loader {
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(status)) {
-      state_.diags.error(from.line ? from : SourceMark{name, 0, 0},
-                         "cannot read configuration file '" + name + "': " +
-                             (ec ? ec.message() : std::string("no such file")));
+      state_.diags.error(
+          from.line ? from : SourceMark{name, 0, 0},
+          "cannot read configuration file '" + name + "': " + (ec ? ec.message() : std::string("no such file")));
       return std::nullopt;
     }
     if (!std::filesystem::is_regular_file(status)) {
-      state_.diags.error(from.line ? from : SourceMark{name, 0, 0},
-                         "'" + name + "' is not a regular file");
+      state_.diags.error(from.line ? from : SourceMark{name, 0, 0}, "'" + name + "' is not a regular file");
       return std::nullopt;
     }
     if (std::filesystem::file_size(path, ec) > kMaxFileBytes) {
@@ -109,8 +116,9 @@ class Loader {
       return;
     }
     if (docs.size() > 1) {
-      state_.diags.error(mark_of(docs[1], file), "more than one YAML document ('---'): put the whole "
-                                                 "configuration in one document");
+      state_.diags.error(mark_of(docs[1], file),
+                         "more than one YAML document ('---'): put the whole "
+                         "configuration in one document");
       return;
     }
     if (is_root) root_read_ = true;
@@ -118,8 +126,8 @@ class Loader {
   }
 
   void process(const YAML::Node& root, const FileCtx& file, bool is_root) {
-    MapView top(root, SourceMark{file.name, 1, 1}, file, state_.diags,
-                is_root ? "configuration" : "included file", root_keys());
+    MapView top(root, SourceMark{file.name, 1, 1}, file, state_.diags, is_root ? "configuration" : "included file",
+                root_keys());
     if (!top.valid()) return;
     if (is_root) {
       parse_settings(top, state_);
@@ -135,8 +143,8 @@ class Loader {
       for (const Field& f : top.fields())
         if (std::find(allowed.begin(), allowed.end(), f.key.Scalar()) == allowed.end())
           state_.diags.error(mark_of(f.key, file),
-                             "'" + f.key.Scalar() + "' is only allowed in the main configuration file (" +
-                                 root_name_ + "); an included file holds only tenants, upstreams, routes and "
+                             "'" + f.key.Scalar() + "' is only allowed in the main configuration file (" + root_name_ +
+                                 "); an included file holds only tenants, upstreams, routes and "
                                  "include");
     }
     parse_upstreams(top, state_);
@@ -221,16 +229,17 @@ void check_references(ParseState& s) {
       if (!s.config.tenant_groups.count(r.name)) {
         std::vector<std::string_view> groups;
         for (const auto& [name, members] : s.config.tenant_groups) groups.push_back(name);
-        s.diags.error(r.mark, r.what + ": no tenant group named '" + r.name + "'" +
-                                  (groups.empty() ? std::string(" (no tenant_groups are configured)")
-                                                  : hint(r.name, groups)));
+        s.diags.error(r.mark,
+                      r.what + ": no tenant group named '" + r.name + "'" +
+                          (groups.empty() ? std::string(" (no tenant_groups are configured)") : hint(r.name, groups)));
       }
     } else if (std::find(tenant_ids.begin(), tenant_ids.end(), r.name) == tenant_ids.end()) {
-      s.diags.error(r.mark, r.what + ": no tenant with id '" + r.name + "'" +
-                                (tenant_ids.empty() ? std::string(" (no tenant is configured)")
-                                                    : (closest(r.name, tenant_ids).empty()
-                                                           ? std::string()
-                                                           : " (did you mean '" + closest(r.name, tenant_ids) + "'?)")));
+      s.diags.error(r.mark,
+                    r.what + ": no tenant with id '" + r.name + "'" +
+                        (tenant_ids.empty() ? std::string(" (no tenant is configured)")
+                                            : (closest(r.name, tenant_ids).empty()
+                                                   ? std::string()
+                                                   : " (did you mean '" + closest(r.name, tenant_ids) + "'?)")));
     }
   }
 }
@@ -257,16 +266,18 @@ void check_listeners(ParseState& s, const std::string& root_name, bool root_read
 // Client groups become tenant ids (the snapshot answers allows_tenant without a group lookup); warnings
 // for rules that can never match.
 void resolve_clients(ParseState& s) {
-  const bool client_certs_requested = std::any_of(s.config.listeners.begin(), s.config.listeners.end(),
-                                                  [](const Listener& l) { return l.tls && !l.tls->client_ca_file.empty(); });
+  const bool client_certs_requested =
+      std::any_of(s.config.listeners.begin(), s.config.listeners.end(),
+                  [](const Listener& l) { return l.tls && !l.tls->client_ca_file.empty(); });
   for (Client& c : s.config.clients) {
     for (const auto& g : c.groups)
       if (auto it = s.config.tenant_groups.find(g); it != s.config.tenant_groups.end())
         for (const auto& id : it->second)
           if (std::find(c.tenants.begin(), c.tenants.end(), id) == c.tenants.end()) c.tenants.push_back(id);
     if ((!c.cert_sha256.empty() || !c.cert_subjects.empty()) && !client_certs_requested)
-      s.diags.warning(c.mark, "client '" + c.name + "': matches on a client certificate, but no listener has tls "
-                                                    "with client_ca, so none is ever received");
+      s.diags.warning(c.mark, "client '" + c.name +
+                                  "': matches on a client certificate, but no listener has tls "
+                                  "with client_ca, so none is ever received");
   }
 }
 
@@ -275,7 +286,7 @@ void check_admin(ParseState& s) {
   for (const Listener& l : s.config.listeners)
     if (l.port == s.config.admin->port && l.address == s.config.admin->address)
       s.diags.error(s.config.admin->mark, "admin: " + l.address + " port " + std::to_string(l.port) +
-                                               " is already used by listener '" + l.name + "' at " + l.mark.str());
+                                              " is already used by listener '" + l.name + "' at " + l.mark.str());
 }
 
 LoadResult Loader::finish() {
@@ -289,8 +300,7 @@ LoadResult Loader::finish() {
   for (const IdMark& t : s.tenant_ids) {
     if (t.id.empty()) continue;
     auto [it, inserted] = ids.emplace(t.id, t.mark);
-    if (!inserted)
-      s.diags.error(t.mark, "tenant id '" + t.id + "' is defined twice: here and at " + it->second.str());
+    if (!inserted) s.diags.error(t.mark, "tenant id '" + t.id + "' is defined twice: here and at " + it->second.str());
   }
   check_references(s);
   check_listeners(s, root_name_, root_read_);

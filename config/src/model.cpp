@@ -13,11 +13,16 @@ std::string SourceMark::str() const {
 
 std::string_view to_string(Purpose p) {
   switch (p) {
-    case Purpose::dmp: return "dmp";
-    case Purpose::insi_auto: return "insi-auto";
-    case Purpose::insi_manu: return "insi-manu";
-    case Purpose::mssante: return "mssante";
-    case Purpose::vihf_sign: return "vihf-sign";
+    case Purpose::dmp:
+      return "dmp";
+    case Purpose::insi_auto:
+      return "insi-auto";
+    case Purpose::insi_manu:
+      return "insi-manu";
+    case Purpose::mssante:
+      return "mssante";
+    case Purpose::vihf_sign:
+      return "vihf-sign";
   }
   return "?";
 }
@@ -34,12 +39,18 @@ std::string_view to_string(TlsVersion v) { return v == TlsVersion::tls1_2 ? "1.2
 
 std::string_view to_string(SelectorKind k) {
   switch (k) {
-    case SelectorKind::fixed: return "fixed";
-    case SelectorKind::source: return "source";
-    case SelectorKind::client_cert: return "client_cert";
-    case SelectorKind::header: return "header";
-    case SelectorKind::path: return "path";
-    case SelectorKind::vihf: return "vihf";
+    case SelectorKind::fixed:
+      return "fixed";
+    case SelectorKind::source:
+      return "source";
+    case SelectorKind::client_cert:
+      return "client_cert";
+    case SelectorKind::header:
+      return "header";
+    case SelectorKind::path:
+      return "path";
+    case SelectorKind::vihf:
+      return "vihf";
   }
   return "?";
 }
@@ -62,8 +73,7 @@ bool IpNetwork::contains(std::span<const std::uint8_t> address) const {
 const SourceTenantRule* Listener::source_rule_for(std::span<const std::uint8_t> address) const {
   const SourceTenantRule* best = nullptr;
   for (const auto& rule : source_tenants)
-    if (rule.network.contains(address) && (!best || rule.network.prefix_len > best->network.prefix_len))
-      best = &rule;
+    if (rule.network.contains(address) && (!best || rule.network.prefix_len > best->network.prefix_len)) best = &rule;
   return best;
 }
 

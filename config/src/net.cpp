@@ -119,8 +119,7 @@ Parsed<HttpsUrl> parse_https_url(std::string_view url) {
   std::string_view rest;
   const std::string scheme = scheme_of(url, rest);
   if (scheme.empty()) return bad("not a URL: write https://host[:port]/path");
-  if (scheme != "https")
-    return bad("upstreams are reached over mutual TLS: the scheme must be https, not " + scheme);
+  if (scheme != "https") return bad("upstreams are reached over mutual TLS: the scheme must be https, not " + scheme);
   const auto auth_end = rest.find_first_of("/?#");
   std::string_view path = auth_end == std::string_view::npos ? std::string_view{} : rest.substr(auth_end);
   auto authority = parse_authority(rest.substr(0, auth_end), 443);
@@ -128,8 +127,7 @@ Parsed<HttpsUrl> parse_https_url(std::string_view url) {
   HttpsUrl out;
   out.host = std::move(authority.value->host);
   out.port = authority.value->port;
-  if (path.find_first_of("?#") != std::string_view::npos)
-    return bad("a base URL has no query or fragment");
+  if (path.find_first_of("?#") != std::string_view::npos) return bad("a base URL has no query or fragment");
   if (path.find('%') != std::string_view::npos)
     return bad("%-escapes are not allowed in the base path (write the path plainly)");
   for (char c : path)

@@ -25,7 +25,7 @@ bool is_dns_name(std::string_view host);
 
 /// Parts of an upstream base URL.
 struct HttpsUrl {
-  std::string host;       ///< lower-cased; IPv6 literal without brackets
+  std::string host;  ///< lower-cased; IPv6 literal without brackets
   std::uint16_t port = 443;
   std::string base_path;  ///< "" or "/a/b" (never a trailing '/')
 };

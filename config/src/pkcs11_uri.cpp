@@ -9,10 +9,19 @@
 namespace orgproxy::config::detail {
 namespace {
 
-constexpr std::array<std::string_view, 13> kPathAttributes{
-    "id",          "library-description", "library-manufacturer", "library-version", "manufacturer",
-    "model",       "object",              "serial",               "slot-description", "slot-id",
-    "slot-manufacturer", "token",         "type"};
+constexpr std::array<std::string_view, 13> kPathAttributes{"id",
+                                                           "library-description",
+                                                           "library-manufacturer",
+                                                           "library-version",
+                                                           "manufacturer",
+                                                           "model",
+                                                           "object",
+                                                           "serial",
+                                                           "slot-description",
+                                                           "slot-id",
+                                                           "slot-manufacturer",
+                                                           "token",
+                                                           "type"};
 constexpr std::array<std::string_view, 4> kQueryAttributes{"module-name", "module-path", "pin-source", "pin-value"};
 constexpr std::array<std::string_view, 5> kObjectTypes{"cert", "data", "private", "public", "secret-key"};
 
@@ -88,8 +97,9 @@ UriCheck check_pkcs11_key_uri(std::string_view uri, bool allow_pin_value) {
         continue;
       }
       if (is_pin && !in_query) {
-        r.errors.push_back("pin-value is in the URI path (';pin-value='): RFC 7512 allows it only in the query "
-                           "('?pin-value='); better, use pkcs11.pin_file");
+        r.errors.push_back(
+            "pin-value is in the URI path (';pin-value='): RFC 7512 allows it only in the query "
+            "('?pin-value='); better, use pkcs11.pin_file");
         continue;
       }
       const bool vendor = name.starts_with("x-");
@@ -113,20 +123,23 @@ UriCheck check_pkcs11_key_uri(std::string_view uri, bool allow_pin_value) {
       if (const auto bad = first_bad_char(value, in_query ? query_char : path_char); bad != std::string_view::npos) {
         // Never quote a PIN, not even one character of it.
         if (is_pin)
-          r.errors.push_back("the pin-value is not well-formed: characters outside RFC 7512's set must be "
-                             "percent-encoded (%XX)");
+          r.errors.push_back(
+              "the pin-value is not well-formed: characters outside RFC 7512's set must be "
+              "percent-encoded (%XX)");
         else
-          r.errors.push_back("attribute '" + name + "' contains " + describe(value[bad]) +
-                             (value[bad] == '%' ? " not followed by two hex digits"
-                                                : ", which must be percent-encoded (%XX)"));
+          r.errors.push_back(
+              "attribute '" + name + "' contains " + describe(value[bad]) +
+              (value[bad] == '%' ? " not followed by two hex digits" : ", which must be percent-encoded (%XX)"));
         continue;
       }
       if (is_pin && !allow_pin_value)
-        r.errors.push_back("pin-value in a key URI is refused unless pkcs11.allow_pin_value is true; put the PIN "
-                           "in pkcs11.pin_file instead");
+        r.errors.push_back(
+            "pin-value in a key URI is refused unless pkcs11.allow_pin_value is true; put the PIN "
+            "in pkcs11.pin_file instead");
       if (name == "slot-id")
-        r.warnings.push_back("slot-id names a slot by number, which changes when a token is re-initialised; "
-                             "name the token by label (token=) or serial (serial=) instead");
+        r.warnings.push_back(
+            "slot-id names a slot by number, which changes when a token is re-initialised; "
+            "name the token by label (token=) or serial (serial=) instead");
       if (name == "type" && value != "private") {
         if (known(kObjectTypes, value))
           r.errors.push_back("type=" + std::string(value) + " does not name a private key: write type=private");
@@ -140,8 +153,9 @@ UriCheck check_pkcs11_key_uri(std::string_view uri, bool allow_pin_value) {
   each(path, ';', false);
   each(query, '&', true);
   if (r.errors.empty() && !has_object)
-    r.warnings.push_back("the key URI names no object (no id= or object=): it matches any private key of "
-                         "the token");
+    r.warnings.push_back(
+        "the key URI names no object (no id= or object=): it matches any private key of "
+        "the token");
   return r;
 }
 

@@ -29,9 +29,8 @@ std::optional<std::uint64_t> to_u64(std::string_view s) {
 std::string check_number_text(std::string_view number, std::string_view whole) {
   if (number.empty()) return "'" + std::string(whole) + "' does not start with a decimal number";
   if (number.size() > 1 && number[0] == '0') {
-    std::string_view rest = number.substr(number.find_first_not_of('0') == std::string_view::npos
-                                              ? number.size() - 1
-                                              : number.find_first_not_of('0'));
+    std::string_view rest = number.substr(
+        number.find_first_not_of('0') == std::string_view::npos ? number.size() - 1 : number.find_first_not_of('0'));
     return "'" + std::string(whole) + "' has a leading zero: numbers are decimal here (never octal), write " +
            std::string(rest) + std::string(whole.substr(number.size())) + ", not " + std::string(whole);
   }
@@ -45,8 +44,8 @@ Parsed<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t min, st
     return {std::nullopt, "'" + std::string(text) + "' is not a decimal integer: write the value in decimal"};
   if (!text.empty() && (text[0] == '-' || text[0] == '+')) {
     if (text[0] == '-' && all_digits(text.substr(1)))
-      return {std::nullopt, "'" + std::string(text) + "' is negative: the smallest allowed value is " +
-                                std::to_string(min)};
+      return {std::nullopt,
+              "'" + std::string(text) + "' is negative: the smallest allowed value is " + std::to_string(min)};
     return {std::nullopt, "'" + std::string(text) + "' has a sign: write a plain decimal integer"};
   }
   if (!all_digits(text))
@@ -75,21 +74,27 @@ Parsed<std::chrono::milliseconds> parse_duration(std::string_view text) {
   if (number.empty()) return {std::nullopt, "'" + std::string(text) + "' is not a duration: " + std::string(kFormat)};
   if (unit.empty()) {
     if (number.size() > 1 && number[0] == '0')
-      return {std::nullopt, "'" + std::string(text) + "' has a leading zero and no unit: durations are decimal "
-                            "numbers with a unit (never octal), e.g. " +
-                                std::string(number.substr(std::min(number.find_first_not_of('0'), number.size() - 1))) +
-                                "s or " + std::string(number.substr(std::min(number.find_first_not_of('0'), number.size() - 1))) + "ms"};
+      return {std::nullopt,
+              "'" + std::string(text) +
+                  "' has a leading zero and no unit: durations are decimal "
+                  "numbers with a unit (never octal), e.g. " +
+                  std::string(number.substr(std::min(number.find_first_not_of('0'), number.size() - 1))) + "s or " +
+                  std::string(number.substr(std::min(number.find_first_not_of('0'), number.size() - 1))) + "ms"};
     return {std::nullopt, "'" + std::string(text) + "' has no unit: " + std::string(kFormat)};
   }
   if (auto e = check_number_text(number, text); !e.empty()) return {std::nullopt, std::move(e)};
   std::uint64_t factor = 0;
-  if (unit == "ms") factor = 1;
-  else if (unit == "s") factor = 1000;
-  else if (unit == "m") factor = 60'000;
-  else if (unit == "h") factor = 3'600'000;
+  if (unit == "ms")
+    factor = 1;
+  else if (unit == "s")
+    factor = 1000;
+  else if (unit == "m")
+    factor = 60'000;
+  else if (unit == "h")
+    factor = 3'600'000;
   else
-    return {std::nullopt, "'" + std::string(text) + "' has an unknown unit '" + std::string(unit) + "': " +
-                              std::string(kFormat)};
+    return {std::nullopt,
+            "'" + std::string(text) + "' has an unknown unit '" + std::string(unit) + "': " + std::string(kFormat)};
   auto v = to_u64(number);
   // Bounded far below overflow of milliseconds::rep; no configuration needs more than a year.
   constexpr std::uint64_t kMaxMs = 366ull * 24 * 3'600'000;
@@ -106,13 +111,17 @@ Parsed<std::uint64_t> parse_size(std::string_view text) {
   if (number.empty()) return {std::nullopt, "'" + std::string(text) + "' is not a size: " + std::string(kFormat)};
   if (auto e = check_number_text(number, text); !e.empty()) return {std::nullopt, std::move(e)};
   std::uint64_t factor = 0;
-  if (unit.empty() || unit == "B") factor = 1;
-  else if (unit == "KiB") factor = 1ull << 10;
-  else if (unit == "MiB") factor = 1ull << 20;
-  else if (unit == "GiB") factor = 1ull << 30;
+  if (unit.empty() || unit == "B")
+    factor = 1;
+  else if (unit == "KiB")
+    factor = 1ull << 10;
+  else if (unit == "MiB")
+    factor = 1ull << 20;
+  else if (unit == "GiB")
+    factor = 1ull << 30;
   else
-    return {std::nullopt, "'" + std::string(text) + "' has an unknown size unit '" + std::string(unit) + "': " +
-                              std::string(kFormat)};
+    return {std::nullopt, "'" + std::string(text) + "' has an unknown size unit '" + std::string(unit) +
+                              "': " + std::string(kFormat)};
   auto v = to_u64(number);
   if (!v || *v > std::numeric_limits<std::uint64_t>::max() / factor)
     return {std::nullopt, "'" + std::string(text) + "' is too large"};

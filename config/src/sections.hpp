@@ -32,7 +32,7 @@ struct ParseState {
   Config config;
   std::vector<Upstream> upstreams;  ///< in file order; merged into config.upstreams by the loader
   std::vector<Reference> references;
-  std::vector<IdMark> tenant_ids;   ///< parallel to config.tenants
+  std::vector<IdMark> tenant_ids;                 ///< parallel to config.tenants
   std::map<std::string, SourceMark> group_marks;  ///< where each tenant group was defined
 };
 
@@ -56,8 +56,7 @@ void parse_crl_files(const MapView& top, ParseState& state);
 void parse_tenants(const MapView& top, ParseState& state);
 
 /// Sub-mapping of `parent` at `key` as a MapView (an absent key gives an empty, valid view).
-MapView sub_map(const MapView& parent, std::string_view key, std::string what,
-                std::span<const std::string_view> known);
+MapView sub_map(const MapView& parent, std::string_view key, std::string what, std::span<const std::string_view> known);
 
 /// Valid for names of listeners, upstreams and modules: letters, digits, '-', '_', '.'.
 bool is_simple_name(std::string_view name);

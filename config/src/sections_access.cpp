@@ -44,8 +44,8 @@ void parse_tenant_groups(const MapView& top, ParseState& state) {
   const Field* f = top.field("tenant_groups");
   if (!f || f->value.IsNull()) return;
   if (!f->value.IsMap()) {
-    top.error_at("tenant_groups", "expected a mapping of group name → list of tenant ids, found " +
-                                      std::string(kind_of(f->value)));
+    top.error_at("tenant_groups",
+                 "expected a mapping of group name → list of tenant ids, found " + std::string(kind_of(f->value)));
     return;
   }
   for (auto it = f->value.begin(); it != f->value.end(); ++it) {
@@ -55,7 +55,8 @@ void parse_tenant_groups(const MapView& top, ParseState& state) {
       continue;
     }
     const std::string name = it->first.Scalar();
-    if (!is_simple_name(name)) top.diags().error(at, "tenant group '" + name + "': not a simple name (letters, digits, '-', '_', '.')");
+    if (!is_simple_name(name))
+      top.diags().error(at, "tenant group '" + name + "': not a simple name (letters, digits, '-', '_', '.')");
     if (auto prev = state.group_marks.find(name); prev != state.group_marks.end()) {
       top.diags().error(at, "tenant group '" + name + "' is defined twice: here and at " + prev->second.str());
       continue;
@@ -110,23 +111,28 @@ void parse_clients(const MapView& top, ParseState& state) {
     if (auto items = m.list("cidr"))
       for (const auto& t : *items) {
         auto net = parse_cidr(t.value);
-        if (!net.value) m.diags().error(t.mark, m.what() + ": cidr: " + net.error);
-        else c.cidrs.push_back(std::move(*net.value));
+        if (!net.value)
+          m.diags().error(t.mark, m.what() + ": cidr: " + net.error);
+        else
+          c.cidrs.push_back(std::move(*net.value));
       }
     c.cert_sha256 = sha256_list(m, "cert_sha256", "a certificate's SHA-256 fingerprint");
     if (auto items = m.list("cert_subject"))
       for (const auto& t : *items) {
         if (t.value.find('=') == std::string::npos)
-          m.diags().error(t.mark, m.what() + ": cert_subject: '" + t.value + "' is not a subject (write it as "
-                                                "RFC 4514, e.g. CN=ris,O=Groupe Exemple,C=FR)");
-        else c.cert_subjects.push_back(t.value);
+          m.diags().error(t.mark, m.what() + ": cert_subject: '" + t.value +
+                                      "' is not a subject (write it as "
+                                      "RFC 4514, e.g. CN=ris,O=Groupe Exemple,C=FR)");
+        else
+          c.cert_subjects.push_back(t.value);
       }
     c.bearer_sha256 = sha256_list(m, "bearer_sha256", "the SHA-256 of the token (never the token itself)");
     const bool has_criterion =
         m.field("cidr") || m.field("cert_sha256") || m.field("cert_subject") || m.field("bearer_sha256");
     if (!has_criterion)
-      m.diags().error(m.mark(), m.what() + ": a client needs at least one of cidr, cert_sha256, cert_subject, "
-                                           "bearer_sha256 (who it is)");
+      m.diags().error(m.mark(), m.what() +
+                                    ": a client needs at least one of cidr, cert_sha256, cert_subject, "
+                                    "bearer_sha256 (who it is)");
     if (auto items = m.list("tenants")) {
       if (is_star(*items)) {
         c.all_tenants = true;
@@ -145,8 +151,9 @@ void parse_clients(const MapView& top, ParseState& state) {
         state.references.push_back({Reference::Kind::group, t.value, t.mark, m.what() + ": groups"});
       }
     if (!m.field("tenants") && !m.field("groups"))
-      m.diags().error(m.mark(), m.what() + ": say which tenants the client may act for: tenants (ids or \"*\") "
-                                           "and/or groups");
+      m.diags().error(m.mark(), m.what() +
+                                    ": say which tenants the client may act for: tenants (ids or \"*\") "
+                                    "and/or groups");
     c.all_upstreams = true;
     if (auto items = m.list("upstreams")) {
       if (!is_star(*items)) {
@@ -182,12 +189,14 @@ void parse_admin(const MapView& top, ParseState& state) {
       m.error_at("address", "'" + *v + "' is not an IP address (or localhost)");
     a.address = *v;
   }
-  if (auto v = m.integer("port", 0, 65535)) a.port = static_cast<std::uint16_t>(*v);
-  else if (!m.field("port")) m.text("port", true);
+  if (auto v = m.integer("port", 0, 65535))
+    a.port = static_cast<std::uint16_t>(*v);
+  else if (!m.field("port"))
+    m.text("port", true);
   a.bearer_sha256 = sha256_list(m, "bearer_sha256", "the SHA-256 of the admin token (never the token itself)");
   if (!is_loopback(a.address) && !m.field("bearer_sha256"))
-    m.diags().error(m.value_mark("address"), "admin: the admin endpoint on " + a.address +
-                                                 " (not loopback) needs bearer_sha256");
+    m.diags().error(m.value_mark("address"),
+                    "admin: the admin endpoint on " + a.address + " (not loopback) needs bearer_sha256");
   state.config.admin = std::move(a);
 }
 

@@ -13,9 +13,9 @@ using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr std::array<std::string_view, 12> kRootKeys{"settings", "pkcs11",  "listeners",     "upstreams",
-                                                     "routes",   "tenants", "include",       "tenant_groups",
-                                                     "clients",  "admin",   "logging",       "crl_files"};
+constexpr std::array<std::string_view, 12> kRootKeys{"settings", "pkcs11",  "listeners", "upstreams",
+                                                     "routes",   "tenants", "include",   "tenant_groups",
+                                                     "clients",  "admin",   "logging",   "crl_files"};
 constexpr std::array<std::string_view, 4> kIncludeKeys{"upstreams", "routes", "tenants", "include"};
 }  // namespace
 
@@ -40,9 +40,13 @@ MapView sub_map(const MapView& parent, std::string_view key, std::string what,
 void parse_settings(const MapView& top, ParseState& state) {
   static constexpr std::array<std::string_view, 4> kKeys{"workers", "require_all_identities", "log_level",
                                                          "shutdown_grace"};
-  static constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kLevels{
-      {{"trace", "trace"}, {"debug", "debug"}, {"info", "info"}, {"warn", "warn"}, {"error", "error"},
-       {"critical", "critical"}, {"off", "off"}}};
+  static constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kLevels{{{"trace", "trace"},
+                                                                                         {"debug", "debug"},
+                                                                                         {"info", "info"},
+                                                                                         {"warn", "warn"},
+                                                                                         {"error", "error"},
+                                                                                         {"critical", "critical"},
+                                                                                         {"off", "off"}}};
   MapView m = sub_map(top, "settings", "settings", kKeys);
   if (!m.valid()) return;
   Settings& s = state.config.settings;
@@ -53,9 +57,8 @@ void parse_settings(const MapView& top, ParseState& state) {
 }
 
 void parse_pkcs11(const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 6> kKeys{"modules",         "pin_file",
-                                                         "allow_pin_value", "allow_key_files",
-                                                         "allow_extractable_keys", "max_concurrent_signs"};
+  static constexpr std::array<std::string_view, 6> kKeys{
+      "modules", "pin_file", "allow_pin_value", "allow_key_files", "allow_extractable_keys", "max_concurrent_signs"};
   static constexpr std::array<std::string_view, 2> kModuleKeys{"name", "path"};
   MapView m = sub_map(top, "pkcs11", "pkcs11", kKeys);
   if (!m.valid()) return;
@@ -67,13 +70,13 @@ void parse_pkcs11(const MapView& top, ParseState& state) {
   if (auto v = m.boolean("allow_extractable_keys")) p.allow_extractable_keys = *v;
   if (auto v = m.integer("max_concurrent_signs", 0, 4096)) p.max_concurrent_signs = static_cast<unsigned>(*v);
   if (p.allow_pin_value)
-    m.warning_at("allow_pin_value", "PINs written in key URIs end up in backups and process listings; "
-                                    "prefer pin_file");
-  if (p.allow_extractable_keys)
-    m.warning_at("allow_extractable_keys", "keys that can leave the token are accepted");
+    m.warning_at("allow_pin_value",
+                 "PINs written in key URIs end up in backups and process listings; "
+                 "prefer pin_file");
+  if (p.allow_extractable_keys) m.warning_at("allow_extractable_keys", "keys that can leave the token are accepted");
   const Field* modules = m.field("modules");
-  if (!modules || !expect_sequence(modules->value, mark_of(modules->key, m.file()), m.file(), m.diags(),
-                                   "pkcs11.modules"))
+  if (!modules ||
+      !expect_sequence(modules->value, mark_of(modules->key, m.file()), m.file(), m.diags(), "pkcs11.modules"))
     return;
   for (std::size_t i = 0; i < modules->value.size(); ++i) {
     const YAML::Node item = modules->value[i];
@@ -86,13 +89,12 @@ void parse_pkcs11(const MapView& top, ParseState& state) {
       if (!is_simple_name(*v))
         mm.error_at("name", "'" + *v + "' is not a simple name (letters, digits, '-', '_', '.')");
       for (const auto& other : p.modules)
-        if (other.name == *v)
-          mm.error_at("name", "module '" + *v + "' is already defined at " + other.mark.str());
+        if (other.name == *v) mm.error_at("name", "module '" + *v + "' is already defined at " + other.mark.str());
       mod.name = *v;
     }
     // A bare file name is looked up by the dynamic loader like p11-kit does; only paths are resolved.
-    if (auto t = mm.text("path")) mod.path = t->value.find('/') != std::string::npos
-                                                ? resolve_path(t->value, m.file()) : t->value;
+    if (auto t = mm.text("path"))
+      mod.path = t->value.find('/') != std::string::npos ? resolve_path(t->value, m.file()) : t->value;
     p.modules.push_back(std::move(mod));
   }
 }
@@ -178,9 +180,8 @@ void parse_client_cert_rules(const MapView& m, const YAML::Node& rules, const So
       m.diags().error(key_at, what + ": '" + key + "' is neither a SHA-256 fingerprint (64 hex digits) nor OU=<text>");
       continue;
     }
-    const bool duplicate = std::any_of(l.client_cert_tenants.begin(), l.client_cert_tenants.end(), [&](const auto& o) {
-      return o.match == rule.match && o.value == rule.value;
-    });
+    const bool duplicate = std::any_of(l.client_cert_tenants.begin(), l.client_cert_tenants.end(),
+                                       [&](const auto& o) { return o.match == rule.match && o.value == rule.value; });
     if (duplicate) {
       m.diags().error(key_at, what + ": '" + key + "' is mapped twice");
       continue;
@@ -207,14 +208,15 @@ void parse_selectors(const MapView& m, Listener& l, ParseState& state) {
     // constructed, never assigned: assigning a yaml-cpp Node rebinds the document node it refers to.
     const bool has_params = item.IsMap() && item.size() == 1;
     if (!has_params && !item.IsScalar()) {
-      m.diags().error(at, m.what() + ": selectors: expected a selector name or {name: rules}, found " +
-                              std::string(kind_of(item)));
+      m.diags().error(
+          at, m.what() + ": selectors: expected a selector name or {name: rules}, found " + std::string(kind_of(item)));
       continue;
     }
     const YAML::Node name_node = has_params ? YAML::Node(item.begin()->first) : item;
     const YAML::Node params = has_params ? YAML::Node(item.begin()->second) : YAML::Node();
     const std::string text = name_node.IsScalar() ? name_node.Scalar() : std::string();
-    auto it = std::find_if(kSelectorKinds.begin(), kSelectorKinds.end(), [&](const auto& k) { return k.first == text; });
+    auto it =
+        std::find_if(kSelectorKinds.begin(), kSelectorKinds.end(), [&](const auto& k) { return k.first == text; });
     if (it == kSelectorKinds.end()) {
       m.diags().error(at, m.what() + ": selectors: unknown selector '" + text + "'" + hint(text, names));
       continue;
@@ -225,9 +227,12 @@ void parse_selectors(const MapView& m, Listener& l, ParseState& state) {
     }
     l.selectors.push_back(it->second);
     if (has_params) {
-      if (it->second == SelectorKind::source) parse_source_rules(m, params, at, l, state);
-      else if (it->second == SelectorKind::client_cert) parse_client_cert_rules(m, params, at, l, state);
-      else m.diags().error(at, m.what() + ": selectors: '" + text + "' takes no rules");
+      if (it->second == SelectorKind::source)
+        parse_source_rules(m, params, at, l, state);
+      else if (it->second == SelectorKind::client_cert)
+        parse_client_cert_rules(m, params, at, l, state);
+      else
+        m.diags().error(at, m.what() + ": selectors: '" + text + "' takes no rules");
     } else if (it->second == SelectorKind::source) {
       m.diags().error(at, m.what() + ": selectors: 'source' needs its rules: {source: {\"CIDR\": tenant id, ...}}");
     }
@@ -263,8 +268,9 @@ void parse_listener_tls(const MapView& m, Listener& l, bool allow_pin_value) {
 
 void parse_listeners(const MapView& top, ParseState& state) {
   static constexpr std::array<std::string_view, 12> kKeys{
-      "name",           "address",      "port",             "selectors",        "tenant_header", "tenant",
-      "header_timeout", "idle_timeout", "max_header_bytes", "max_header_count", "tls",           "vihf_check"};
+      "name",   "address",        "port",         "selectors",        "tenant_header",
+      "tenant", "header_timeout", "idle_timeout", "max_header_bytes", "max_header_count",
+      "tls",    "vihf_check"};
   const Field* f = top.field("listeners");
   if (!f) return;
   if (!expect_sequence(f->value, mark_of(f->key, top.file()), top.file(), top.diags(), "listeners")) return;
@@ -286,20 +292,24 @@ void parse_listeners(const MapView& top, ParseState& state) {
       if (v->size() > 2 && v->front() == '[' && v->back() == ']')
         m.error_at("address", "write the IPv6 address without brackets: " + v->substr(1, v->size() - 2));
       else if (!is_ip_literal(*v) && *v != "localhost")
-        m.error_at("address", "'" + *v + "' is not an IP address (or localhost); listeners bind addresses, "
-                              "not names");
+        m.error_at("address", "'" + *v +
+                                  "' is not an IP address (or localhost); listeners bind addresses, "
+                                  "not names");
       l.address = *v;
     }
-    if (auto v = m.integer("port", 0, 65535)) l.port = static_cast<std::uint16_t>(*v);
-    else if (!m.field("port")) m.text("port", true);  // reports the missing key
+    if (auto v = m.integer("port", 0, 65535))
+      l.port = static_cast<std::uint16_t>(*v);
+    else if (!m.field("port"))
+      m.text("port", true);  // reports the missing key
     parse_selectors(m, l, state);
     parse_listener_tls(m, l, state.config.pkcs11.allow_pin_value);
     if (auto v = m.boolean("vihf_check")) l.vihf_check = *v;
     const bool by_cert =
         std::find(l.selectors.begin(), l.selectors.end(), SelectorKind::client_cert) != l.selectors.end();
     if (by_cert && (!l.tls || l.tls->client_ca_file.empty()))
-      m.error_at("selectors", "the client_cert selector needs tls with client_ca (client certificates are "
-                              "only requested over TLS)");
+      m.error_at("selectors",
+                 "the client_cert selector needs tls with client_ca (client certificates are "
+                 "only requested over TLS)");
     if (auto v = m.string("tenant_header")) {
       if (!is_http_token(*v)) m.error_at("tenant_header", "'" + *v + "' is not a valid HTTP header name");
       l.tenant_header = *v;
@@ -307,8 +317,10 @@ void parse_listeners(const MapView& top, ParseState& state) {
     const bool fixed = std::find(l.selectors.begin(), l.selectors.end(), SelectorKind::fixed) != l.selectors.end();
     if (auto t = m.text("tenant")) {
       l.fixed_tenant = t->value;
-      if (!fixed) m.error_at("tenant", "a fixed tenant needs the 'fixed' selector in selectors");
-      else state.references.push_back({Reference::Kind::tenant, t->value, t->mark, m.what() + ": tenant"});
+      if (!fixed)
+        m.error_at("tenant", "a fixed tenant needs the 'fixed' selector in selectors");
+      else
+        state.references.push_back({Reference::Kind::tenant, t->value, t->mark, m.what() + ": tenant"});
     } else if (fixed && !m.field("tenant")) {
       m.diags().error(m.mark(), m.what() + ": the 'fixed' selector needs 'tenant: <id>' naming a configured tenant");
     }

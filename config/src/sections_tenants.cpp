@@ -30,8 +30,9 @@ void check_sector(const MapView& m, const std::string& sector, const StructureId
   if (!id.ok) return;
   // DOMAIN.md: cabinets libéraux (SA07/SA08) are identified by RPPS rang, sociétés d'exercice (SA09) by SIRET.
   if ((sector == "SA07" || sector == "SA08") && id.type != StructureIdType::rpps_rang)
-    m.warning_at("sector", sector + " (cabinet libéral) is usually identified by an RPPS rang id (4 + RPPS + "
-                                    "rang), not this one");
+    m.warning_at("sector", sector +
+                               " (cabinet libéral) is usually identified by an RPPS rang id (4 + RPPS + "
+                               "rang), not this one");
   if (sector == "SA09" && id.type != StructureIdType::siret)
     m.warning_at("sector", "SA09 (société d'exercice) is usually identified by a SIRET id (3 + SIRET)");
 }
@@ -46,8 +47,8 @@ void parse_identity(const YAML::Node& item, const std::string& what, const MapVi
   if (auto v = m.path("cert", true)) ref.cert_file = *v;
   if (auto t = m.text("key", true)) {
     const Pkcs11Settings& p11 = state.config.pkcs11;
-    if (t->value.size() >= 7 && std::equal(t->value.begin(), t->value.begin() + 7, "pkcs11:",
-                                           [](char a, char b) { return std::tolower(a) == b; })) {
+    if (t->value.size() >= 7 && std::equal(t->value.begin(), t->value.begin() + 7,
+                                           "pkcs11:", [](char a, char b) { return std::tolower(a) == b; })) {
       auto check = check_pkcs11_key_uri(t->value, p11.allow_pin_value);
       for (const auto& e : check.errors) m.error_at("key", e);
       for (const auto& w : check.warnings) m.warning_at("key", w);
@@ -56,8 +57,9 @@ void parse_identity(const YAML::Node& item, const std::string& what, const MapVi
       ref.key = resolve_path(t->value, m.file());
       m.warning_at("key", "a PEM key file is used instead of a PKCS#11 token (pkcs11.allow_key_files)");
     } else {
-      m.error_at("key", "must be a pkcs11: URI (RFC 7512), e.g. \"pkcs11:token=orgproxy;object=site-a;"
-                        "type=private\"; PEM key files need pkcs11.allow_key_files: true");
+      m.error_at("key",
+                 "must be a pkcs11: URI (RFC 7512), e.g. \"pkcs11:token=orgproxy;object=site-a;"
+                 "type=private\"; PEM key files need pkcs11.allow_key_files: true");
     }
   }
   out.push_back(std::move(ref));
@@ -68,8 +70,8 @@ void parse_identities(const MapView& tm, Tenant& t, const ParseState& state) {
   if (!f) return;
   if (f->value.IsNull()) return;
   if (!f->value.IsMap()) {
-    tm.error_at("identities", "expected a mapping of purpose → list of {cert, key}, found " +
-                                  std::string(kind_of(f->value)));
+    tm.error_at("identities",
+                "expected a mapping of purpose → list of {cert, key}, found " + std::string(kind_of(f->value)));
     return;
   }
   std::vector<std::string> seen;
@@ -135,14 +137,15 @@ void parse_tenants(const MapView& top, ParseState& state) {
     }
     if (auto v = m.string("departement")) {
       if (!is_departement(*v))
-        m.error_at("departement", "'" + *v + "' is not a département code (01-95, 2A, 2B, 971-978, 984-989; "
-                                  "quote it to keep a leading zero visible: \"01\")");
+        m.error_at("departement", "'" + *v +
+                                      "' is not a département code (01-95, 2A, 2B, 971-978, 984-989; "
+                                      "quote it to keep a leading zero visible: \"01\")");
       t.departement = *v;
     }
     if (auto v = m.string("responsible_rpps")) {
       if (v->size() == 12 && v->front() == '8' && rpps_valid(v->substr(1)))
-        m.error_at("responsible_rpps", "'" + *v + "' is a person identifier (8 + RPPS): write the 11-digit RPPS " +
-                                           v->substr(1));
+        m.error_at("responsible_rpps",
+                   "'" + *v + "' is a person identifier (8 + RPPS): write the 11-digit RPPS " + v->substr(1));
       else if (!rpps_valid(*v))
         m.error_at("responsible_rpps", "'" + *v + "' is not an RPPS number (11 digits with a valid Luhn key)");
       t.responsible_rpps = *v;
@@ -150,8 +153,9 @@ void parse_tenants(const MapView& top, ParseState& state) {
     if (auto v = m.string("legal_representative")) t.legal_representative = *v;
     parse_identities(m, t, state);
     if (t.identities.empty() && m.valid() && m.field("id"))
-      m.diags().warning(m.mark(), m.what() + ": no identities: every request for this site will be refused "
-                                             "(403 identity_missing)");
+      m.diags().warning(m.mark(), m.what() +
+                                      ": no identities: every request for this site will be refused "
+                                      "(403 identity_missing)");
     state.tenant_ids.push_back({t.id, id_mark});
     state.config.tenants.push_back(std::move(t));
   }

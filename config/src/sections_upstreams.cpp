@@ -28,10 +28,19 @@ std::string lower(std::string s) {
 }
 
 void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 13> kKeys{
-      "url",          "sni",              "ca_file",         "environment",       "purpose",
-      "tls_min",      "tls_max",          "connect_timeout", "handshake_timeout", "first_byte_timeout",
-      "idle_timeout", "max_idle_per_key", "proxy"};
+  static constexpr std::array<std::string_view, 13> kKeys{"url",
+                                                          "sni",
+                                                          "ca_file",
+                                                          "environment",
+                                                          "purpose",
+                                                          "tls_min",
+                                                          "tls_max",
+                                                          "connect_timeout",
+                                                          "handshake_timeout",
+                                                          "first_byte_timeout",
+                                                          "idle_timeout",
+                                                          "max_idle_per_key",
+                                                          "proxy"};
   const std::string name = key.Scalar();
   MapView m(value, mark_of(key, top.file()), top.file(), top.diags(), "upstream '" + name + "'", kKeys);
   if (!is_simple_name(name))
@@ -58,17 +67,20 @@ void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapVie
     std::string sni = lower(t->value);
     if (!sni.empty() && sni.back() == '.') sni.pop_back();
     if (is_ip_literal(sni) || (sni.size() > 2 && sni.front() == '['))
-      m.error_at("sni", "'" + t->value + "' is an IP address; RFC 6066 allows only host names in SNI (leave sni "
-                        "out for an IP upstream: no SNI is sent)");
+      m.error_at("sni", "'" + t->value +
+                            "' is an IP address; RFC 6066 allows only host names in SNI (leave sni "
+                            "out for an IP upstream: no SNI is sent)");
     else if (!is_dns_name(sni))
       m.error_at("sni", "'" + t->value + "' is not a valid host name");
     else
       u.sni = sni;
   }
-  if (auto v = m.path("ca_file")) u.ca_file = *v;
+  if (auto v = m.path("ca_file"))
+    u.ca_file = *v;
   else if (!m.field("ca_file"))
-    m.diags().error(m.mark(), m.what() + ": missing required key 'ca_file' (upstream trust is the IGC Santé CA "
-                                         "bundle, never the system store)");
+    m.diags().error(m.mark(), m.what() +
+                                  ": missing required key 'ca_file' (upstream trust is the IGC Santé CA "
+                                  "bundle, never the system store)");
   if (auto v = m.choice<Environment>("environment", kEnvironments, true)) u.environment = *v;
   if (auto v = m.choice<Purpose>("purpose", kPurposes, true)) u.purpose = *v;
   if (auto v = m.choice<TlsVersion>("tls_min", kTlsVersions)) u.tls_min = *v;
@@ -116,8 +128,9 @@ std::optional<std::string> normalise_prefix(const MapView& m, const std::string&
   }
   for (char c : text)
     if (c == '?' || c == '#' || c == '\\' || static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-      m.error_at("prefix", "'" + text + "' contains a character not allowed in a path prefix ('?', '#', '\\', "
-                           "space or control)");
+      m.error_at("prefix", "'" + text +
+                               "' contains a character not allowed in a path prefix ('?', '#', '\\', "
+                               "space or control)");
       return std::nullopt;
     }
   std::string p = text;
@@ -175,8 +188,10 @@ void parse_routes(const MapView& top, ParseState& state) {
     r.mark = m.mark();
     bool ok = true;
     if (auto t = m.text("prefix", true)) {
-      if (auto p = normalise_prefix(m, t->value)) r.prefix = *p;
-      else ok = false;
+      if (auto p = normalise_prefix(m, t->value))
+        r.prefix = *p;
+      else
+        ok = false;
     } else {
       ok = false;
     }

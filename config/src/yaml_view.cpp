@@ -15,10 +15,14 @@ SourceMark mark_of(const YAML::Node& node, const FileCtx& file) {
 
 std::string_view kind_of(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a sequence";
-    case YAML::NodeType::Scalar: return "a scalar";
-    default: return "nothing";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    default:
+      return "nothing";
   }
 }
 
@@ -83,8 +87,8 @@ std::string resolve_path(std::string_view text, const FileCtx& file) {
   return (file.dir / p).lexically_normal().string();
 }
 
-MapView::MapView(const YAML::Node& node, SourceMark where, const FileCtx& file, Diagnostics& diags,
-                 std::string what, std::span<const std::string_view> known)
+MapView::MapView(const YAML::Node& node, SourceMark where, const FileCtx& file, Diagnostics& diags, std::string what,
+                 std::span<const std::string_view> known)
     : file_(&file), diags_(&diags), what_(std::move(what)), where_(std::move(where)) {
   if (!node.IsDefined() || node.IsNull()) {
     // An empty section (`settings:` with nothing under it) reads as an empty mapping.
@@ -110,8 +114,8 @@ MapView::MapView(const YAML::Node& node, SourceMark where, const FileCtx& file, 
       continue;
     }
     if (const Field* first = field(name)) {
-      diags.error(mark_of(key, file), what_ + ": duplicate key '" + name + "' (first written at " +
-                                          mark_of(first->key, file).str() + ")");
+      diags.error(mark_of(key, file),
+                  what_ + ": duplicate key '" + name + "' (first written at " + mark_of(first->key, file).str() + ")");
       continue;
     }
     fields_.push_back({key, it->second});
@@ -192,8 +196,8 @@ std::optional<std::chrono::milliseconds> MapView::duration(std::string_view key,
     return std::nullopt;
   }
   if (*p.value < min || *p.value > max) {
-    error_at(key, "'" + t->value + "' is out of range: allowed " + format_duration(min) + " to " +
-                      format_duration(max));
+    error_at(key,
+             "'" + t->value + "' is out of range: allowed " + format_duration(min) + " to " + format_duration(max));
     return std::nullopt;
   }
   return p.value;

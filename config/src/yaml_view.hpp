@@ -3,6 +3,8 @@
 // file:line:col and reading continues, so that one load reports all errors.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -13,8 +15,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "diagnostics.hpp"
 

@@ -102,8 +102,9 @@ TEST(Clients, star_means_every_tenant_and_must_stand_alone) {
 }
 
 TEST(Clients, references_to_unknown_tenants_groups_and_upstreams_are_errors) {
-  auto d = load_errors(kGroupHead + "  - { name: x, cidr: 127.0.0.1, tenants: [\"312345678200003\"], groups: [pari], "
-                                    "upstreams: [dnp] }\n");
+  auto d = load_errors(kGroupHead +
+                       "  - { name: x, cidr: 127.0.0.1, tenants: [\"312345678200003\"], groups: [pari], "
+                       "upstreams: [dnp] }\n");
   EXPECT_THAT(errors_only(d), SizeIs(3));
   EXPECT_THAT(d, Contains(ErrorAt(13, 43, "client 'x': tenants: no tenant with id '312345678200003'")));
   EXPECT_THAT(d, Contains(ErrorAt(13, 72, "no tenant group named 'pari' (did you mean 'paris'?)")));
@@ -124,8 +125,9 @@ TEST(Clients, bearer_token_pasted_instead_of_its_hash_is_refused_without_echo) {
 }
 
 TEST(Clients, cidr_with_host_bits_and_bad_limits_are_refused) {
-  auto d = load_errors(kGroupHead + "  - { name: x, cidr: 10.1.2.3/16, tenants: \"*\", rate: 0, max_connections: 01 }\n"
-                                    "  - { name: y, cidr: 10.1.0.0/16, tenants: \"*\", burst: 5 }\n");
+  auto d = load_errors(kGroupHead +
+                       "  - { name: x, cidr: 10.1.2.3/16, tenants: \"*\", rate: 0, max_connections: 01 }\n"
+                       "  - { name: y, cidr: 10.1.0.0/16, tenants: \"*\", burst: 5 }\n");
   EXPECT_THAT(errors_only(d), SizeIs(4));
   EXPECT_THAT(d, Contains(ErrorAt(13, 22, "address bits are set beyond the /16 prefix")));
   EXPECT_THAT(d, Contains(ErrorAt(13, 55, "'0' is out of range: allowed 1 to 1000000")));
@@ -140,7 +142,9 @@ TEST(Clients, certificate_rules_without_a_listener_requesting_certificates_are_w
 }
 
 TEST(Clients, duplicate_client_names_and_groups_are_refused) {
-  auto d = load_errors(kGroupHead + "  - { name: x, cidr: 127.0.0.1, tenants: \"*\" }\n  - { name: x, cidr: 127.0.0.2, tenants: \"*\" }\n");
+  auto d = load_errors(
+      kGroupHead +
+      "  - { name: x, cidr: 127.0.0.1, tenants: \"*\" }\n  - { name: x, cidr: 127.0.0.2, tenants: \"*\" }\n");
   EXPECT_THAT(d, Contains(ErrorAt(14, 13, "client 'x' is already defined at t.yaml:13:5")));
 }
 

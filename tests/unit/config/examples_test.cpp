@@ -4,8 +4,7 @@
 namespace orgproxy::config::test {
 namespace {
 
-const std::filesystem::path kExamples =
-    std::filesystem::path(__FILE__).parent_path() / "../../../config/examples";
+const std::filesystem::path kExamples = std::filesystem::path(__FILE__).parent_path() / "../../../config/examples";
 
 TEST(Examples, main_example_with_its_sites_loads_without_warnings) {
   LoadResult r;

@@ -1,8 +1,8 @@
 // National structure identifiers (DOMAIN.md "Identifiers of a site").
+#include "orgproxy/config/identifiers.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include "orgproxy/config/identifiers.hpp"
 
 namespace orgproxy::config {
 namespace {
@@ -44,11 +44,10 @@ TEST_P(ValidStructureIds, are_accepted_with_their_type_and_no_warning) {
 INSTANTIATE_TEST_SUITE_P(
     AllTypes, ValidStructureIds,
     ::testing::Values(Valid{"0751234567", StructureIdType::adeli}, Valid{"0891234567", StructureIdType::adeli},
-                      Valid{"1750000010", StructureIdType::finess},   // all digits, key ok
-                      Valid{"10B0152872", StructureIdType::finess},   // letter seen in a real certificate
-                      Valid{"12A0000001", StructureIdType::finess},   // Corsica
-                      Valid{"2123456782", StructureIdType::siren},
-                      Valid{"312345678200002", StructureIdType::siret},
+                      Valid{"1750000010", StructureIdType::finess},  // all digits, key ok
+                      Valid{"10B0152872", StructureIdType::finess},  // letter seen in a real certificate
+                      Valid{"12A0000001", StructureIdType::finess},  // Corsica
+                      Valid{"2123456782", StructureIdType::siren}, Valid{"312345678200002", StructureIdType::siret},
                       Valid{"318751275100020", StructureIdType::siret},
                       Valid{"335600000010000", StructureIdType::siret},  // La Poste: digit sum 15
                       Valid{"335600000000048", StructureIdType::siret},  // La Poste head office: Luhn
@@ -87,13 +86,10 @@ INSTANTIATE_TEST_SUITE_P(
         Invalid{"10b0152872", "FINESS letters are upper case"},
         Invalid{"1750A00010", "letters only in its first two characters"},
         Invalid{"175000001000", "must have 10 characters (1 + 9-character FINESS), found 12"},
-        Invalid{"3.1234567890e14", "looks like a number"},
-        Invalid{"312345678200002.0", "looks like a number"},
-        Invalid{"-312345678200002", "looks like a number"},
-        Invalid{"3 12345678200002", "contains ' '"},
+        Invalid{"3.1234567890e14", "looks like a number"}, Invalid{"312345678200002.0", "looks like a number"},
+        Invalid{"-312345678200002", "looks like a number"}, Invalid{"3 12345678200002", "contains ' '"},
         Invalid{"899700270616", "is a person's identifier (8 + RPPS)"},
-        Invalid{"512345678200002", "not a structure type digit"},
-        Invalid{"", "empty"}));
+        Invalid{"512345678200002", "not a structure type digit"}, Invalid{"", "empty"}));
 
 TEST(StructureId, finess_whose_key_does_not_match_is_accepted_with_a_warning) {
   const auto r = check_structure_id("1750000011");

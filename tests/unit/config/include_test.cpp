@@ -94,7 +94,8 @@ TEST(Include, included_file_may_only_hold_tenants_upstreams_routes_and_include) 
 
 TEST(Include, cycle_is_an_error) {
   TempDir dir;
-  const auto main = dir.write("main.yaml", "listeners: [{ name: ris, address: 127.0.0.1, port: 8080 }]\ninclude: [a.yaml]\n");
+  const auto main =
+      dir.write("main.yaml", "listeners: [{ name: ris, address: 127.0.0.1, port: 8080 }]\ninclude: [a.yaml]\n");
   dir.write("a.yaml", "include: [b.yaml]\n");
   dir.write("b.yaml", "include: [a.yaml]\n");
   auto d = load_file_errors(main);
@@ -105,7 +106,8 @@ TEST(Include, cycle_is_an_error) {
 
 TEST(Include, including_the_main_file_is_a_cycle) {
   TempDir dir;
-  const auto main = dir.write("main.yaml", "listeners: [{ name: ris, address: 127.0.0.1, port: 8080 }]\ninclude: [./main.yaml]\n");
+  const auto main =
+      dir.write("main.yaml", "listeners: [{ name: ris, address: 127.0.0.1, port: 8080 }]\ninclude: [./main.yaml]\n");
   auto d = load_file_errors(main);
   ASSERT_THAT(errors_only(d), SizeIs(1));
   EXPECT_THAT(d[0].message, HasSubstr("include cycle"));
@@ -119,14 +121,16 @@ TEST(Include, duplicate_tenant_across_files_names_both_files) {
   auto d = load_file_errors(main);
   ASSERT_THAT(errors_only(d), SizeIs(1));
   EXPECT_EQ(d[0].mark.str(), (dir.path() / "conf.d/c.yaml").string() + ":2:9");
-  EXPECT_THAT(d[0].message, HasSubstr("is defined twice: here and at " + (dir.path() / "conf.d/a.yaml").string() + ":2:9"));
+  EXPECT_THAT(d[0].message,
+              HasSubstr("is defined twice: here and at " + (dir.path() / "conf.d/a.yaml").string() + ":2:9"));
 }
 
 TEST(Include, duplicate_upstream_across_files_names_both_files) {
   TempDir dir;
   const auto main = dir.write("main.yaml", kMain);
   dir.write("conf.d/b.yaml", kSiteB);
-  dir.write("conf.d/c.yaml", "upstreams:\n  dmp: { url: \"https://x.example\", ca_file: c, environment: test, purpose: dmp }\n");
+  dir.write("conf.d/c.yaml",
+            "upstreams:\n  dmp: { url: \"https://x.example\", ca_file: c, environment: test, purpose: dmp }\n");
   auto d = load_file_errors(main);
   ASSERT_THAT(errors_only(d), SizeIs(1));
   EXPECT_EQ(d[0].mark.str(), (dir.path() / "conf.d/c.yaml").string() + ":2:3");
@@ -146,8 +150,9 @@ TEST(Include, syntax_error_in_an_included_file_names_that_file) {
 TEST(Include, same_file_included_twice_is_an_error) {
   TempDir dir;
   dir.write("conf.d/a.yaml", kSiteA);
-  const auto main2 = dir.write("main2.yaml", "listeners: [{ name: ris, address: 127.0.0.1, port: 8080 }]\n"
-                                             "include: [conf.d/*.yaml, conf.d/a.yaml]\n");
+  const auto main2 = dir.write("main2.yaml",
+                               "listeners: [{ name: ris, address: 127.0.0.1, port: 8080 }]\n"
+                               "include: [conf.d/*.yaml, conf.d/a.yaml]\n");
   auto d2 = load_file_errors(main2);
   ASSERT_THAT(errors_only(d2), SizeIs(1));
   EXPECT_THAT(d2[0].message, HasSubstr("is already included at " + main2.string() + ":2:11"));
@@ -155,7 +160,8 @@ TEST(Include, same_file_included_twice_is_an_error) {
 
 TEST(Include, nested_include_resolves_relative_to_the_including_file) {
   TempDir dir;
-  const auto main = dir.write("main.yaml", "listeners: [{ name: ris, address: 127.0.0.1, port: 8080 }]\ninclude: [sites/all.yaml]\n");
+  const auto main =
+      dir.write("main.yaml", "listeners: [{ name: ris, address: 127.0.0.1, port: 8080 }]\ninclude: [sites/all.yaml]\n");
   dir.write("sites/all.yaml", "include: [\"a/*.yaml\"]\n");
   dir.write("sites/a/one.yaml", kSiteA);
   auto r = load_config(main);

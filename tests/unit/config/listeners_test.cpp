@@ -15,8 +15,9 @@ listeners:
 )");  // listeners start at line 4
 
 TEST(Listeners, selectors_and_header_are_read_in_order) {
-  auto r = load_ok(kTenant + "  - { name: ris, address: \"::1\", port: 8080, selectors: [vihf, header, path], "
-                             "tenant_header: X-Site }\n");
+  auto r = load_ok(kTenant +
+                   "  - { name: ris, address: \"::1\", port: 8080, selectors: [vihf, header, path], "
+                   "tenant_header: X-Site }\n");
   ASSERT_TRUE(r.config);
   const Listener& l = r.config->listeners[0];
   EXPECT_EQ(l.address, "::1");
@@ -31,8 +32,9 @@ TEST(Listeners, default_selector_is_the_header) {
 }
 
 TEST(Listeners, unknown_duplicate_and_empty_selectors_are_refused) {
-  auto d = load_errors(kTenant + "  - { name: a, address: 127.0.0.1, port: 8080, selectors: [headers, path, path] }\n"
-                                 "  - { name: b, address: 127.0.0.1, port: 8081, selectors: [] }\n");
+  auto d = load_errors(kTenant +
+                       "  - { name: a, address: 127.0.0.1, port: 8080, selectors: [headers, path, path] }\n"
+                       "  - { name: b, address: 127.0.0.1, port: 8081, selectors: [] }\n");
   EXPECT_THAT(errors_only(d), SizeIs(3));
   EXPECT_THAT(d, Contains(ErrorAt(4, 60, "unknown selector 'headers' (did you mean 'header'?)")));
   EXPECT_THAT(d, Contains(ErrorAt(4, 75, "'path' is listed twice")));
@@ -40,10 +42,12 @@ TEST(Listeners, unknown_duplicate_and_empty_selectors_are_refused) {
 }
 
 TEST(Listeners, fixed_selector_needs_a_configured_tenant) {
-  auto ok = load_ok(kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080, selectors: [fixed], tenant: \"312345678200002\" }\n");
+  auto ok = load_ok(
+      kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080, selectors: [fixed], tenant: \"312345678200002\" }\n");
   ASSERT_TRUE(ok.config);
   EXPECT_EQ(ok.config->listeners[0].fixed_tenant, "312345678200002");
-  auto d = load_errors(kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080, selectors: [fixed], tenant: \"312345678200003\" }\n");
+  auto d = load_errors(
+      kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080, selectors: [fixed], tenant: \"312345678200003\" }\n");
   EXPECT_THAT(d, Contains(ErrorAt(4, 78, "no tenant with id '312345678200003' (did you mean '312345678200002'?)")));
   auto d2 = load_errors(kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080, selectors: [fixed] }\n");
   EXPECT_THAT(d2, Contains(ErrorAt(4, 5, "the 'fixed' selector needs 'tenant: <id>'")));
@@ -65,15 +69,17 @@ TEST(Listeners, non_loopback_listener_requires_client_rules) {
 }
 
 TEST(Listeners, address_must_be_an_ip_or_localhost) {
-  auto d = load_errors(kTenant + "  - { name: a, address: ris.local, port: 8080 }\n"
-                                 "  - { name: b, address: \"[::1]\", port: 8081 }\n");
+  auto d = load_errors(kTenant +
+                       "  - { name: a, address: ris.local, port: 8080 }\n"
+                       "  - { name: b, address: \"[::1]\", port: 8081 }\n");
   EXPECT_THAT(d, Contains(ErrorAt(4, 25, "'ris.local' is not an IP address (or localhost)")));
   EXPECT_THAT(d, Contains(ErrorAt(5, 25, "write the IPv6 address without brackets: ::1")));
 }
 
 TEST(Listeners, duplicate_names_and_ports_are_refused) {
-  auto d = load_errors(kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080 }\n"
-                                 "  - { name: ris, address: 127.0.0.1, port: 8080 }\n");
+  auto d = load_errors(kTenant +
+                       "  - { name: ris, address: 127.0.0.1, port: 8080 }\n"
+                       "  - { name: ris, address: 127.0.0.1, port: 8080 }\n");
   EXPECT_THAT(d, Contains(ErrorAt(5, 13, "listener 'ris' is already defined at t.yaml:4:5")));
   EXPECT_THAT(d, Contains(ErrorAt(5, 5, "127.0.0.1 port 8080 is already used by listener 'ris' at t.yaml:4:5")));
 }
@@ -131,10 +137,12 @@ listeners:
 }
 
 TEST(Listeners, source_selector_without_rules_or_with_bad_rules_is_refused) {
-  auto d = load_errors(kTenant + "  - { name: a, address: 127.0.0.1, port: 8080, selectors: [source] }\n"
-                                 "  - { name: b, address: 127.0.0.1, port: 8081, selectors: [{ source: { \"10.1.2.3/24\": \"312345678200002\", "
-                                 "\"10.9.0.0/16\": \"499700270616011\" } }] }\n"
-                                 "  - { name: c, address: 127.0.0.1, port: 8082, selectors: [{ header: { a: b } }] }\n");
+  auto d = load_errors(
+      kTenant +
+      "  - { name: a, address: 127.0.0.1, port: 8080, selectors: [source] }\n"
+      "  - { name: b, address: 127.0.0.1, port: 8081, selectors: [{ source: { \"10.1.2.3/24\": \"312345678200002\", "
+      "\"10.9.0.0/16\": \"499700270616011\" } }] }\n"
+      "  - { name: c, address: 127.0.0.1, port: 8082, selectors: [{ header: { a: b } }] }\n");
   EXPECT_THAT(errors_only(d), SizeIs(4));
   EXPECT_THAT(d, Contains(ErrorAt(4, 60, "'source' needs its rules")));
   EXPECT_THAT(d, Contains(ErrorAt(5, 72, "address bits are set beyond the /24 prefix")));
@@ -143,7 +151,8 @@ TEST(Listeners, source_selector_without_rules_or_with_bad_rules_is_refused) {
 }
 
 TEST(Listeners, client_cert_selector_needs_tls_with_a_client_ca) {
-  const std::string fp = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
+  const std::string fp =
+      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
   auto r = load_ok(kTenant + yaml(R"(
   - name: ris-tls
     address: 127.0.0.1
@@ -153,7 +162,8 @@ TEST(Listeners, client_cert_selector_needs_tls_with_a_client_ca) {
     selectors:
       - client_cert:
           "OU=312345678200002": "312345678200002"
-)") + "          \"" + fp + "\": \"312345678200002\"\n");
+)") + "          \"" +
+                   fp + "\": \"312345678200002\"\n");
   ASSERT_TRUE(r.config);
   const Listener& l = r.config->listeners[0];
   ASSERT_TRUE(l.tls);
@@ -170,8 +180,9 @@ TEST(Listeners, client_cert_selector_needs_tls_with_a_client_ca) {
 
   auto d = load_errors(kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080, selectors: [client_cert] }\n");
   EXPECT_THAT(d, Contains(ErrorAt(4, 61, "the client_cert selector needs tls with client_ca")));
-  auto d2 = load_errors(kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080, tls: { cert: c.pem, key: k.pem, "
-                                  "require_client_cert: true } }\n");
+  auto d2 = load_errors(kTenant +
+                        "  - { name: ris, address: 127.0.0.1, port: 8080, tls: { cert: c.pem, key: k.pem, "
+                        "require_client_cert: true } }\n");
   EXPECT_THAT(d2, Contains(ErrorAt(4, 103, "client certificates need client_ca")));
   auto d3 = load_errors(kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080, tls: { cert: c.pem } }\n");
   EXPECT_THAT(d3, Contains(ErrorAt(4, 55, "tls: missing required key 'key'")));

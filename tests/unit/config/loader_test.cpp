@@ -153,6 +153,24 @@ TEST(Loader, top_level_must_be_a_mapping) {
   EXPECT_THAT(d, Contains(ErrorAt(1, 1, "configuration: expected a mapping")));
 }
 
+TEST(Loader, relative_paths_of_a_relatively_named_file_become_absolute) {
+  TempDir dir;
+  dir.write("etc/main.yaml", kBase);
+  const auto previous = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  LoadResult r;
+  try {
+    r = load_config("etc/main.yaml");
+  } catch (const ConfigError& e) {
+    ADD_FAILURE() << e.what();
+  }
+  std::filesystem::current_path(previous);
+  ASSERT_TRUE(r.config);
+  // Marks keep the name as given; paths do not depend on the working directory any more.
+  EXPECT_EQ(r.config->tenants[0].mark.file, "etc/main.yaml");
+  EXPECT_EQ(r.config->tenants[0].identities.at(Purpose::dmp)[0].cert_file, (dir.path() / "etc/a.pem").string());
+}
+
 TEST(Loader, missing_file_is_a_diagnostic_not_an_exception_of_another_type) {
   TempDir dir;
   try {

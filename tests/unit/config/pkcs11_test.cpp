@@ -43,10 +43,10 @@ pkcs11:
 }
 
 TEST(Pkcs11, good_key_uris_are_accepted) {
-  for (const char* uri : {"pkcs11:token=Cabinet%20A;object=auth-key;type=private",
-                          "pkcs11:token=orgproxy;id=%01%FE;type=private",
-                          "pkcs11:serial=1234;object=a%3Bb?pin-source=file:/etc/orgproxy/pins/a.pin",
-                          "pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;object=a?module-name=softhsm2"}) {
+  for (const char* uri :
+       {"pkcs11:token=Cabinet%20A;object=auth-key;type=private", "pkcs11:token=orgproxy;id=%01%FE;type=private",
+        "pkcs11:serial=1234;object=a%3Bb?pin-source=file:/etc/orgproxy/pins/a.pin",
+        "pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;object=a?module-name=softhsm2"}) {
     auto r = load_ok(with_key(uri));
     ASSERT_TRUE(r.config) << uri;
     EXPECT_THAT(r.warnings, SizeIs(0)) << uri;
@@ -59,8 +59,9 @@ TEST(Pkcs11, pin_value_in_the_path_is_refused_at_the_key) {
 }
 
 TEST(Pkcs11, pin_value_in_the_query_needs_the_setting) {
-  const std::string uri = "pkcs11:token=Cabinet%20A;object=auth-key;type=private"
-                          "?pin-value=p%2541%3Bs%3Fe%26c%3D1%20%C3%A9";
+  const std::string uri =
+      "pkcs11:token=Cabinet%20A;object=auth-key;type=private"
+      "?pin-value=p%2541%3Bs%3Fe%26c%3D1%20%C3%A9";
   auto d = load_errors(with_key(uri));
   ASSERT_THAT(errors_only(d), SizeIs(1));
   EXPECT_THAT(d, Contains(ErrorAt(6, 31, "pin-value in a key URI is refused unless pkcs11.allow_pin_value is true")));
@@ -70,8 +71,8 @@ TEST(Pkcs11, pin_value_in_the_query_needs_the_setting) {
 }
 
 TEST(Pkcs11, raw_unencoded_pin_is_refused_without_quoting_it) {
-  auto d = load_errors(with_key("pkcs11:token=Cabinet%20A;object=k?pin-value=p%41;s?e&c=1 é",
-                                "pkcs11: { allow_pin_value: true }\n"));
+  auto d = load_errors(
+      with_key("pkcs11:token=Cabinet%20A;object=k?pin-value=p%41;s?e&c=1 é", "pkcs11: { allow_pin_value: true }\n"));
   ASSERT_THAT(errors_only(d), Not(SizeIs(0)));
   EXPECT_THAT(d, Contains(ErrorAt(6, 31, "the pin-value is not well-formed")));
   for (const auto& diag : d) {

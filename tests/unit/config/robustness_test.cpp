@@ -7,8 +7,7 @@
 namespace orgproxy::config::test {
 namespace {
 
-const std::filesystem::path kExamples =
-    std::filesystem::path(__FILE__).parent_path() / "../../../config/examples";
+const std::filesystem::path kExamples = std::filesystem::path(__FILE__).parent_path() / "../../../config/examples";
 
 std::string read(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -93,10 +93,8 @@ TEST_P(BadRoutePrefixes, are_refused_at_the_prefix) {
 
 INSTANTIATE_TEST_SUITE_P(Rules, BadRoutePrefixes,
                          ::testing::Values(BadPrefix{"dmp", "must start with '/'"},
-                                           BadPrefix{"/a/../dmp", "dot-segment"},
-                                           BadPrefix{"/a/./dmp", "dot-segment"},
-                                           BadPrefix{"/..", "dot-segment"},
-                                           BadPrefix{"/d%6Dp", "%-escape"},
+                                           BadPrefix{"/a/../dmp", "dot-segment"}, BadPrefix{"/a/./dmp", "dot-segment"},
+                                           BadPrefix{"/..", "dot-segment"}, BadPrefix{"/d%6Dp", "%-escape"},
                                            BadPrefix{"/dmp?x=1", "not allowed in a path prefix"},
                                            BadPrefix{"/a b", "not allowed in a path prefix"},
                                            BadPrefix{"/a//b", "empty segment"}));
@@ -105,7 +103,8 @@ TEST(Routes, duplicate_prefix_and_host_is_refused_naming_the_first) {
   auto d = load_errors(kUpstreams + "  - { prefix: /dmp, upstream: dmp }\n  - { prefix: /dmp/, upstream: insi }\n");
   EXPECT_THAT(d, Contains(ErrorAt(9, 15, "route '/dmp' is already defined at t.yaml:8:5")));
   // Positive control: the same prefix for another host is a different route.
-  auto r = load_ok(kUpstreams + "  - { prefix: /dmp, upstream: dmp }\n  - { prefix: /dmp, host: a.local, upstream: insi }\n");
+  auto r = load_ok(kUpstreams +
+                   "  - { prefix: /dmp, upstream: dmp }\n  - { prefix: /dmp, host: a.local, upstream: insi }\n");
   EXPECT_TRUE(r.config);
 }
 

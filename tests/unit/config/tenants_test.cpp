@@ -61,14 +61,15 @@ TEST(Tenants, bare_rpps_id_is_refused_showing_the_full_form) {
 }
 
 TEST(Tenants, duplicate_id_names_both_places) {
-  auto d = load_errors(kHead + "  - { id: \"312345678200002\", " + kIdentity + " }\n" +
-                       "  - { id: 312345678200002, " + kIdentity + " }\n");
+  auto d = load_errors(kHead + "  - { id: \"312345678200002\", " + kIdentity + " }\n" + "  - { id: 312345678200002, " +
+                       kIdentity + " }\n");
   ASSERT_THAT(errors_only(d), SizeIs(1));
   EXPECT_THAT(d, Contains(ErrorAt(4, 11, "tenant id '312345678200002' is defined twice: here and at t.yaml:3:11")));
 }
 
 TEST(Tenants, ids_differing_only_by_leading_zero_are_distinct) {
-  auto r = load_ok(kHead + "  - { id: \"0751234567\", " + kIdentity + " }\n" + "  - { id: 0751234568, " + kIdentity + " }\n");
+  auto r = load_ok(kHead + "  - { id: \"0751234567\", " + kIdentity + " }\n" + "  - { id: 0751234568, " + kIdentity +
+                   " }\n");
   ASSERT_TRUE(r.config);
   EXPECT_NE(r.config->find_tenant("0751234567"), r.config->find_tenant("0751234568"));
 }
@@ -134,7 +135,8 @@ TEST(Tenants, tenant_without_identities_is_a_warning) {
 }
 
 TEST(Tenants, pem_key_file_is_refused_unless_allowed_then_warned) {
-  const std::string tenant = "  - { id: \"312345678200002\", identities: { dmp: [{ cert: a.pem, key: keys/a.key }] } }\n";
+  const std::string tenant =
+      "  - { id: \"312345678200002\", identities: { dmp: [{ cert: a.pem, key: keys/a.key }] } }\n";
   auto d = load_errors(kHead + tenant);
   EXPECT_THAT(d, Contains(ErrorAt(3, 70, "must be a pkcs11: URI (RFC 7512)")));
   auto r = load_ok(kHead + tenant + "pkcs11: { allow_key_files: true }\n");

@@ -81,20 +81,17 @@ TEST_P(BadUpstreamUrls, are_refused_at_the_url) {
 INSTANTIATE_TEST_SUITE_P(
     Rules, BadUpstreamUrls,
     ::testing::Values(BadUrl{"http://dmp.example/", "the scheme must be https, not http"},
-                      BadUrl{"dmp.example/x", "not a URL"},
-                      BadUrl{"https://::1:8443/", "must be written in brackets"},
+                      BadUrl{"dmp.example/x", "not a URL"}, BadUrl{"https://::1:8443/", "must be written in brackets"},
                       BadUrl{"https://[::1/", "without its closing ']'"},
                       BadUrl{"https://[fe80::zz]/", "is not an IPv6 address"},
                       BadUrl{"https://user:pw@dmp.example/", "user information in the URL is not allowed"},
                       BadUrl{"https://dmp.example:08443/", "write 8443, not 08443"},
-                      BadUrl{"https://dmp.example:0/", "out of range"},
-                      BadUrl{"https://dmp.example:/", "empty port"},
+                      BadUrl{"https://dmp.example:0/", "out of range"}, BadUrl{"https://dmp.example:/", "empty port"},
                       BadUrl{"https://dmp.example/a?wsdl", "no query or fragment"},
                       BadUrl{"https://dmp.example/a/../b", "dot-segments"},
                       BadUrl{"https://dmp.example/a%2Fb", "%-escapes are not allowed"},
                       BadUrl{"https://dmp.example//a", "empty path segment"},
-                      BadUrl{"https://dmp_x.example/", "not a valid host name"},
-                      BadUrl{"https:///a", "no host"}));
+                      BadUrl{"https://dmp_x.example/", "not a valid host name"}, BadUrl{"https:///a", "no host"}));
 
 TEST(Upstreams, tls_versions_are_read_as_text_and_ordered) {
   auto r = load_ok(kHead + "    url: https://d.example\n    tls_min: 1.3\n    tls_max: \"1.3\"\n");
@@ -142,13 +139,16 @@ TEST(Upstreams, route_to_an_unknown_upstream_is_refused_with_a_suggestion) {
 }
 
 TEST(Upstreams, upstream_name_must_be_simple) {
-  auto d = load_errors(kHead + "    url: https://d.example\n  \"a b\": { url: \"https://e.example\", ca_file: c, "
-                               "environment: test, purpose: dmp }\n");
+  auto d = load_errors(kHead +
+                       "    url: https://d.example\n  \"a b\": { url: \"https://e.example\", ca_file: c, "
+                       "environment: test, purpose: dmp }\n");
   EXPECT_THAT(d, Contains(ErrorAt(8, 3, "upstream 'a b': not a simple name")));
 }
 
 TEST(Upstreams, egress_proxy_is_read_with_its_credentials_file) {
-  auto r = load_ok(kHead + "    url: https://d.example\n    proxy: { url: \"http://[fd00::3]:3128\", credentials_file: proxy.cred }\n");
+  auto r = load_ok(
+      kHead +
+      "    url: https://d.example\n    proxy: { url: \"http://[fd00::3]:3128\", credentials_file: proxy.cred }\n");
   const Upstream& u = upstream_of(r);
   ASSERT_TRUE(u.proxy);
   EXPECT_EQ(u.proxy->host, "fd00::3");

@@ -46,7 +46,7 @@ std::string_view to_string(TlsVersion v);
 
 /// An IPv4 or IPv6 network written in CIDR notation ("10.1.0.0/16", "fd00::/8", a bare address = /32, /128).
 struct IpNetwork {
-  std::string text;                      ///< as written
+  std::string text;  ///< as written
   bool v6 = false;
   std::array<std::uint8_t, 16> bytes{};  ///< network address, host bits zero; IPv4 in the first 4 bytes
   unsigned prefix_len = 0;
@@ -78,8 +78,8 @@ struct Tenant {
 
 /// Egress HTTP CONNECT proxy an upstream is reached through.
 struct UpstreamProxy {
-  std::string url;               ///< as written, http://host[:port]
-  std::string host;              ///< IPv6 literals without brackets
+  std::string url;   ///< as written, http://host[:port]
+  std::string host;  ///< IPv6 literals without brackets
   std::uint16_t port = 80;
   std::string credentials_file;  ///< "user:password" for Proxy-Authorization Basic ("" = none)
   SourceMark mark;
@@ -88,8 +88,8 @@ struct UpstreamProxy {
 /// A named national endpoint, reached over mutual TLS.
 struct Upstream {
   std::string name;
-  std::string url;        ///< as written, e.g. https://lps2.dmp.gouv.fr/si-dmp-server/v2/services
-  std::string host;       ///< from url; IPv6 literals without brackets
+  std::string url;   ///< as written, e.g. https://lps2.dmp.gouv.fr/si-dmp-server/v2/services
+  std::string host;  ///< from url; IPv6 literals without brackets
   std::uint16_t port = 443;
   std::string base_path;  ///< from url, without trailing '/' ("" for the root)
   std::string sni;        ///< server name sent and verified; defaults to host unless host is an IP literal
@@ -102,7 +102,7 @@ struct Upstream {
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds first_byte_timeout{60000};  ///< request sent → response headers
   std::chrono::milliseconds idle_timeout{60000};        ///< pooled idle connection lifetime
-  std::size_t max_idle_per_key = 32;  ///< idle pooled connections per (tenant, identity, upstream), per worker
+  std::size_t max_idle_per_key = 32;   ///< idle pooled connections per (tenant, identity, upstream), per worker
   std::optional<UpstreamProxy> proxy;  ///< reach the upstream through this CONNECT proxy
   SourceMark mark;
 };
@@ -153,7 +153,7 @@ struct Listener {
   std::uint16_t port = 0;
   std::vector<SelectorKind> selectors{SelectorKind::header};
   std::string tenant_header = "X-Orgproxy-Tenant";
-  std::string fixed_tenant;  ///< for SelectorKind::fixed
+  std::string fixed_tenant;                         ///< for SelectorKind::fixed
   std::chrono::milliseconds header_timeout{10000};  ///< whole request header must arrive within this
   std::chrono::milliseconds idle_timeout{60000};    ///< keep-alive idle between requests
   std::size_t max_header_bytes = 16 * 1024;
@@ -182,7 +182,7 @@ struct Pkcs11Module {
 /// The `pkcs11` section: modules, PIN source and what key references are accepted.
 struct Pkcs11Settings {
   std::vector<Pkcs11Module> modules;
-  std::string pin_file;         ///< user PIN file (trailing "\n" / "\r\n" stripped, nothing else)
+  std::string pin_file;          ///< user PIN file (trailing "\n" / "\r\n" stripped, nothing else)
   bool allow_pin_value = false;  ///< accept `?pin-value=` in key URIs (RFC 7512 §2.3); off by default
   bool allow_key_files = false;  ///< accept PEM key files instead of pkcs11: URIs (logged as a warning)
   bool allow_extractable_keys = false;
@@ -245,11 +245,11 @@ struct Config {
   Settings settings;
   Pkcs11Settings pkcs11;
   std::vector<Listener> listeners;
-  std::map<std::string, Upstream> upstreams;  ///< by name
-  std::vector<Route> routes;                  ///< sorted by prefix length, longest first
-  std::vector<Tenant> tenants;                ///< in file order
+  std::map<std::string, Upstream> upstreams;                      ///< by name
+  std::vector<Route> routes;                                      ///< sorted by prefix length, longest first
+  std::vector<Tenant> tenants;                                    ///< in file order
   std::map<std::string, std::vector<std::string>> tenant_groups;  ///< group name → tenant ids
-  std::vector<Client> clients;                ///< in file order (first match wins)
+  std::vector<Client> clients;                                    ///< in file order (first match wins)
   std::optional<AdminListener> admin;
   LoggingSettings logging;
   std::vector<std::string> crl_files;  ///< PEM CRLs checked on every upstream and client certificate chain

@@ -93,9 +93,13 @@ class Keystore {
  public:
   virtual ~Keystore() = default;
 
-  /// Loads the modules (p11-kit managed mode: CKF_OS_LOCKING_OK), opens the tokens named by later
-  /// identity URIs lazily or eagerly, reads the PIN file. Throws KeystoreError (module missing, PIN file
-  /// unreadable, wrong PIN: CKR_PIN_INCORRECT is never retried).
+  /// Loads the modules (p11-kit managed mode: CKF_OS_LOCKING_OK), reads the PIN file, finds the initialised
+  /// tokens of the modules and, when a PIN file is set, logs in to each of them now (one PIN file serves the
+  /// tokens of the configured modules; a key URI's `?pin-source=`/`?pin-value=` serves its token instead,
+  /// logged in at load_identities). Throws KeystoreError (module missing, PIN file unreadable or empty,
+  /// wrong PIN: CKR_PIN_INCORRECT/CKR_PIN_LOCKED name the token, never the PIN, and are never retried).
+  /// PKCS#11 login state is per process: while another user of the same token in this process is logged in,
+  /// C_Login answers CKR_USER_ALREADY_LOGGED_IN (success) whatever the PIN.
   static std::shared_ptr<Keystore> open(const KeystoreOptions& options);
 
   /// Private library context holding the default provider and orgproxy's PKCS#11 provider.
