@@ -12,6 +12,7 @@
 #include <boost/beast/http/parser.hpp>
 
 #include "orgproxy/daemon/access_log.hpp"
+#include "orgproxy/daemon/authorization.hpp"
 #include "orgproxy/daemon/runtime.hpp"
 #include "orgproxy/daemon/worker.hpp"
 
@@ -38,7 +39,10 @@ struct Exchange {
   unsigned client_version = 11;
   bool client_keep_alive = true;
   bool is_head = false;
-  bool expect_continue = false;  ///< the client sent `Expect: 100-continue` and a body is expected
+  bool expect_continue = false;
+  bool strip_authorization = false;  ///< the bearer token was for orgproxy: not forwarded
+  const PeerAddress* peer = nullptr;
+  std::string_view source_tenant;    ///< per connection (see SelectionInput)  ///< the client sent `Expect: 100-continue` and a body is expected
   // Set by routing before forward():
   const UpstreamState* upstream = nullptr;
   const keystore::Identity* identity = nullptr;
