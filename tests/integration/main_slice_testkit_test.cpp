@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "orgproxy/testkit/child_process.hpp"
@@ -13,8 +14,10 @@
 #include "orgproxy/testkit/http_client.hpp"
 #include "orgproxy/testkit/net.hpp"
 #include "orgproxy/testkit/nginx_upstream.hpp"
+#include "orgproxy/testkit/orgproxy_process.hpp"
 #include "orgproxy/testkit/pki.hpp"
 #include "orgproxy/testkit/site_ids.hpp"
+#include "orgproxy/testkit/site_world.hpp"
 #include "orgproxy/testkit/temp_dir.hpp"
 
 namespace tk = orgproxy::testkit;
@@ -33,7 +36,7 @@ class TestkitWorld : public ::testing::Test {
     client_ = pki_->issue_org_cert_with_key(o);
   }
   std::vector<std::string> client_tls_args() const {
-    return {"--cacert", pki_->ca_bundle_pem().string(), "--cert", client_.chain.string(), "--key",
+    return {"--cacert",          pki_->ca_bundle_pem().string(), "--cert", client_.chain.string(), "--key",
             client_.key.string()};
   }
   tk::NginxServerOptions nginx_options(tk::TlsProtocols protocols = tk::TlsProtocols::both) const {
@@ -55,8 +58,8 @@ class TestkitWorld : public ::testing::Test {
 }  // namespace
 
 TEST(SiteIds, fixed_sites_carry_valid_luhn_keys) {
-  EXPECT_TRUE(tk::luhn_ok(std::string(tk::kSiteA).substr(1)));          // the SIRET
-  EXPECT_TRUE(tk::luhn_ok(std::string(tk::kSiteB).substr(1, 11)));      // the RPPS
+  EXPECT_TRUE(tk::luhn_ok(std::string(tk::kSiteA).substr(1)));      // the SIRET
+  EXPECT_TRUE(tk::luhn_ok(std::string(tk::kSiteB).substr(1, 11)));  // the RPPS
   EXPECT_TRUE(tk::luhn_ok(tk::site_c().substr(1, 11)));
   EXPECT_EQ(tk::site_id_siret("1234567820000"), std::string(tk::kSiteA));
   EXPECT_EQ(tk::site_id_rpps_rang("9876543210", "017"), std::string(tk::kSiteB));
@@ -78,8 +81,8 @@ TEST(ChildProcessTest, destruction_kills_a_child_that_ignores_nothing_and_report
 
 TEST(ChildProcessTest, child_gets_extra_environment_and_its_output_goes_to_the_log) {
   tk::TempDir tmp("child");
-  tk::ChildProcess p({{"sh", "-c", "echo value=$ORGPROXY_TK_X; echo err >&2"}, {{"ORGPROXY_TK_X", "42"}},
-                      tmp.file("out.log"), ""});
+  tk::ChildProcess p(
+      {{"sh", "-c", "echo value=$ORGPROXY_TK_X; echo err >&2"}, {{"ORGPROXY_TK_X", "42"}}, tmp.file("out.log"), ""});
   ASSERT_EQ(p.wait_for_exit(20s), 0);
   EXPECT_NE(p.log().find("value=42"), std::string::npos);
   EXPECT_NE(p.log().find("err"), std::string::npos);
@@ -152,12 +155,13 @@ TEST_F(TestkitWorld, nginx_upstream_keeps_connections_alive_and_limits_tls_versi
 }
 
 TEST_F(TestkitWorld, hash_upstream_hashes_exactly_the_body_received_plain_and_chunked) {
-  tk::HashUpstream upstream({server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()});
+  tk::HashUpstream upstream(
+      tk::hash_upstream_options(server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()));
   const auto sample = tk::sample_path("insi-rechercher-ins-avec-traits-identite.xml");
   const auto expected = tk::sha256_hex(tk::read_file(sample));
   auto args = client_tls_args();
-  args.insert(args.end(), {"-H", "Content-Type: application/soap+xml", "-H", "SOAPAction: x",
-                           "--data-binary", "@" + sample.string(), upstream.url("/lps?q=1")});
+  args.insert(args.end(), {"-H", "Content-Type: application/soap+xml", "-H", "SOAPAction: x", "--data-binary",
+                           "@" + sample.string(), upstream.url("/lps?q=1")});
   auto plain = tk::run_curl(tmp_.path(), args);
   ASSERT_EQ(plain.exit_code, 0) << plain.output;
   EXPECT_EQ(plain.response.header("X-Body-Sha256"), expected);
@@ -180,8 +184,8 @@ TEST_F(TestkitWorld, hash_upstream_hashes_exactly_the_body_received_plain_and_ch
 }
 
 TEST_F(TestkitWorld, hash_upstream_counts_connection_reuse_and_refuses_untrusted_clients) {
-  tk::HashUpstream upstream({server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string(),
-                             tk::TlsProtocols::tls1_2});
+  tk::HashUpstream upstream(tk::hash_upstream_options(server_.chain.string(), server_.key.string(),
+                                                      pki_->ca_bundle_pem().string(), tk::TlsProtocols::tls1_2));
   auto args = client_tls_args();
   args.insert(args.end(), {upstream.url("/a"), upstream.url("/b")});
   auto r = tk::run_curl(tmp_.path(), args);
@@ -194,10 +198,90 @@ TEST_F(TestkitWorld, hash_upstream_counts_connection_reuse_and_refuses_untrusted
   tk::OrgCertOptions o;
   o.subject = {"75", "Rogue", std::string(tk::kSiteA), "Cabinet A"};
   auto forged = rogue.issue_org_cert_with_key(o);
-  auto bad = tk::run_curl(tmp_.path(), {"--cacert", pki_->ca_bundle_pem().string(), "--cert",
-                                        forged.chain.string(), "--key", forged.key.string(), upstream.url("/")});
+  auto bad = tk::run_curl(tmp_.path(), {"--cacert", pki_->ca_bundle_pem().string(), "--cert", forged.chain.string(),
+                                        "--key", forged.key.string(), upstream.url("/")});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_EQ(upstream.requests(), 2u);
   for (int i = 0; i < 100 && upstream.handshake_failures() == 0; ++i) std::this_thread::sleep_for(20ms);
   EXPECT_EQ(upstream.handshake_failures(), 1u);
+}
+
+TEST_F(TestkitWorld, hash_upstream_answers_expect_100_continue_and_hashes_a_large_body) {
+  tk::HashUpstream upstream(
+      tk::hash_upstream_options(server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()));
+  std::string body(3 * 1024 * 1024 + 17, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 2654435761u) >> 13);
+  tk::write_file(tmp_.file("large.bin"), body);
+  auto args = client_tls_args();
+  args.insert(args.end(), {"-H", "Expect: 100-continue", "--expect100-timeout", "30", "--data-binary",
+                           "@" + tmp_.file("large.bin"), upstream.url("/repository")});
+  auto r = tk::run_curl(tmp_.path(), args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.response.header("X-Body-Sha256"), tk::sha256_hex(body));
+  EXPECT_EQ(r.response.header("X-Body-Length"), std::to_string(body.size()));
+  auto seen = upstream.seen();
+  ASSERT_EQ(seen.size(), 1u);
+  bool saw_expect = false;
+  for (const auto& [name, value] : seen[0].headers) saw_expect = saw_expect || name == "Expect";
+  EXPECT_TRUE(saw_expect);
+}
+
+TEST_F(TestkitWorld, nginx_upstream_runs_with_a_master_process_too) {
+  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options(), /*master_process=*/true);
+  auto args = client_tls_args();
+  args.push_back(nginx.url("/"));
+  auto r = tk::run_curl(tmp_.path(), args);
+  ASSERT_EQ(r.exit_code, 0) << r.output << nginx.error_log();
+  EXPECT_EQ(r.response.header("X-Client-DN"), tk::cert_subject_rfc2253(client_.chain));
+  nginx.stop();
+  EXPECT_FALSE(tk::wait_for_port("127.0.0.1", nginx.port(), std::chrono::milliseconds(300)));
+}
+
+TEST(OrgproxyProcessTest, reports_a_daemon_that_exits_at_start_with_its_log) {
+  tk::TempDir tmp("orgproxy-process");
+  const auto fake = tmp.file("fake-orgproxy");
+  tk::write_file(fake, "#!/bin/sh\necho \"fake daemon: $*\"\nexit 1\n", 0755);
+  tk::OrgproxyStart start;
+  start.binary = fake;
+  try {
+    tk::OrgproxyProcess daemon(tmp.subdir("d"), tk::OrgproxyConfig{}, start);
+    FAIL() << "a daemon that exits was reported as started";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("exited during start"), std::string::npos) << what;
+    EXPECT_NE(what.find("fake daemon: run --config " + tmp.file("d/orgproxy.yaml")), std::string::npos) << what;
+  }
+}
+
+TEST(OrgproxyProcessTest, gives_up_on_a_daemon_that_never_listens_and_kills_it) {
+  tk::TempDir tmp("orgproxy-process");
+  const auto fake = tmp.file("fake-orgproxy");
+  tk::write_file(fake, "#!/bin/sh\necho $$ > " + tmp.file("pid") + "\nexec sleep 600\n", 0755);
+  tk::OrgproxyStart start;
+  start.binary = fake;
+  start.ready_timeout = std::chrono::milliseconds(500);
+  EXPECT_THROW(tk::OrgproxyProcess(tmp.subdir("d"), tk::OrgproxyConfig{}, start), std::runtime_error);
+  const pid_t pid = std::stoi(tk::read_file(tmp.file("pid")));
+  EXPECT_NE(::kill(pid, 0), 0) << "the fake daemon was left running";
+}
+
+TEST(SiteWorldTest, three_sites_get_token_keys_and_certificates_named_by_their_ids) {
+  tk::TempDir tmp("site-world");
+  tk::SiteWorld world(tmp.subdir("world"), tk::three_test_sites());
+  ASSERT_EQ(world.sites().size(), 3u);
+  std::set<std::string> uris;
+  for (const auto& site : world.sites()) {
+    const auto& dmp = site.identity("dmp");
+    const auto& insi = site.identity("insi-auto");
+    EXPECT_EQ(dmp.subject_dn.rfind("CN=" + site.spec.name + ",OU=" + site.spec.id + ",", 0), 0u) << dmp.subject_dn;
+    EXPECT_EQ(insi.subject_dn.rfind("CN=INSI-AUTO,OU=" + site.spec.id + ",", 0), 0u) << insi.subject_dn;
+    EXPECT_EQ(dmp.key_uri.rfind("pkcs11:token=orgproxy-sites;", 0), 0u) << dmp.key_uri;
+    uris.insert(dmp.key_uri);
+    uris.insert(insi.key_uri);
+    EXPECT_EQ(tk::read_pem_certificates(dmp.cert_file).size(), 2u) << "leaf + intermediate expected";
+  }
+  EXPECT_EQ(uris.size(), 6u) << "every identity has its own key";
+  EXPECT_THROW(world.site("310000000000000"), std::out_of_range);
+  const auto yaml = world.base_config().yaml();
+  for (const auto& site : world.sites()) EXPECT_NE(yaml.find("id: \"" + site.spec.id + "\""), std::string::npos);
 }

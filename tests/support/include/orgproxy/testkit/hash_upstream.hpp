@@ -24,6 +24,18 @@ struct HashUpstreamOptions {
   std::string listen_address = "127.0.0.1";
 };
 
+/// Options for a server certificate/key and client trust anchors, other settings at their defaults.
+inline HashUpstreamOptions hash_upstream_options(std::string cert_file, std::string key_file,
+                                                 std::string client_ca_file,
+                                                 TlsProtocols protocols = TlsProtocols::both) {
+  HashUpstreamOptions o;
+  o.cert_file = std::move(cert_file);
+  o.key_file = std::move(key_file);
+  o.client_ca_file = std::move(client_ca_file);
+  o.protocols = protocols;
+  return o;
+}
+
 /// What the upstream saw of one request.
 struct SeenRequest {
   std::string method;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@ namespace orgproxy::testkit {
 
 /// TLS versions an upstream accepts.
 enum class TlsProtocols { tls1_2, tls1_3, both };
+/// "TLSv1.2", "TLSv1.3" or "TLSv1.2 TLSv1.3" (nginx's ssl_protocols spelling; also names test parameters).
+std::ostream& operator<<(std::ostream& out, TlsProtocols protocols);
 
 /// One TLS `server` block of the generated nginx configuration.
 struct NginxServerOptions {

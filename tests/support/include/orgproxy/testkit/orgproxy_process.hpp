@@ -41,6 +41,17 @@ struct ConfigUpstream {
   std::string connect_timeout, handshake_timeout, first_byte_timeout, idle_timeout;
 };
 
+/// An upstream with the defaults of the schema for everything but name, URL, CA bundle and purpose.
+inline ConfigUpstream make_upstream(std::string name, std::string url, std::string ca_file,
+                                    std::string purpose = "dmp") {
+  ConfigUpstream u;
+  u.name = std::move(name);
+  u.url = std::move(url);
+  u.ca_file = std::move(ca_file);
+  u.purpose = std::move(purpose);
+  return u;
+}
+
 struct ConfigRoute {
   std::string prefix;
   std::string upstream;
