@@ -1,5 +1,6 @@
 #include "orgproxy/testkit/nginx_upstream.hpp"
 
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -102,6 +103,10 @@ std::string nginx_config_text(const std::filesystem::path& dir, const std::vecto
       << "  keepalive_requests 100000;\n";
   // The responder: plain HTTP on a unix socket inside `dir`, reached only by the TLS servers below.
   const std::string responder = d + "/responder.sock";
+  if (responder.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    throw std::invalid_argument("nginx_config_text: unix socket path too long (" + responder +
+                                "); use a shorter TMPDIR");
+  }
   out << "  server {\n    listen unix:" << responder << ";\n"
       << "    access_log off;\n"
       << "    location / { return 200 \"$http_x_endpoint ok\\n\"; }\n  }\n";
