@@ -281,6 +281,20 @@ void resolve_clients(ParseState& s) {
   }
 }
 
+// One warning, not one per key: hundreds of sites share the same missing setting.
+void check_pin_source(ParseState& s) {
+  if (!s.config.pkcs11.pin_file.empty()) return;
+  for (const Tenant& t : s.config.tenants)
+    for (const auto& [purpose, refs] : t.identities)
+      for (const IdentityRef& ref : refs)
+        if (ref.key.starts_with("pkcs11:") && ref.key.find("pin-source=") == std::string::npos &&
+            ref.key.find("pin-value=") == std::string::npos) {
+          s.diags.warning(ref.mark, "tenant '" + t.id + "': key URIs give no PIN and pkcs11.pin_file is not set: "
+                                    "logging in to the token will fail unless it needs no login");
+          return;
+        }
+}
+
 void check_admin(ParseState& s) {
   if (!s.config.admin || s.config.admin->port == 0) return;
   for (const Listener& l : s.config.listeners)
@@ -305,6 +319,7 @@ LoadResult Loader::finish() {
   check_references(s);
   check_listeners(s, root_name_, root_read_);
   check_admin(s);
+  check_pin_source(s);
   resolve_clients(s);
   if (s.diags.has_errors()) throw ConfigError(s.diags.all());
   s.config.source_file = root_name_;

@@ -31,6 +31,7 @@ void format_into(fmt::memory_buffer& out, const AccessRecord& r) {
   field("request_id", r.request_id);
   field("listener", r.listener);
   field("tenant", r.tenant);
+  field("client", r.client);
   field("upstream", r.upstream);
   field("method", r.method);
   field("path", r.path);

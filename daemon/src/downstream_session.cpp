@@ -93,18 +93,41 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
     host_name = hp->host;
   }
 
-  Selection sel = selector.select({&head, parts->path});
+  Selection sel = selector.select({&head, parts->path, x.source_tenant});
   if (sel.error != ErrorCode::none) co_return co_await answer_error(x, sel.error, sel.reason, true);
   x.record.tenant = sel.tenant_id;  // a view into the request: valid until the head is rewritten below
   const TenantState* tenant = x.rt->find_tenant(sel.tenant_id);
   if (!tenant) co_return co_await answer_error(x, ErrorCode::unknown_tenant, "tenant is not configured", true);
   x.record.tenant = tenant->tenant->id;  // the snapshot's copy outlives the rewrite
 
+  // Authorization after selection (DESIGN.md "Client"): a forged selector reaches only allowed tenants.
+  ClientDecision client = authorize_client(x.rt->config().clients, *x.peer, head, x.record.tenant, {});
+  if (client.client) x.record.client = client.client->name;
+  if (!client.allowed) co_return co_await answer_error(x, ErrorCode::client_not_allowed, client.reason, true);
+  x.strip_authorization = client.used_bearer;
+  if (client.client) {
+    ClientLimiter& limits = x.rt->client_limits();
+    if (x.counted->client != client.client || x.counted->rt != x.rt) {
+      x.counted->release();
+      if (!limits.open_connection(*client.client))
+        co_return co_await answer_error(x, ErrorCode::rate_limited, "client over its max_connections", false);
+      x.counted->rt = x.rt;
+      x.counted->client = client.client;
+    }
+    auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
+    if (!limits.admit_request(*client.client, now_ns))
+      co_return co_await answer_error(x, ErrorCode::rate_limited, "client over its request rate", true);
+  }
+
   const config::Route* route = x.rt->config().match_route(sel.route_path, host_name);
   const UpstreamState* up = x.rt->route_upstream(route);
   if (!route || !up) co_return co_await answer_error(x, ErrorCode::no_route, "no route matches the path", true);
   x.upstream = up;
   x.record.upstream = up->upstream->name;
+  if (client.client && !client.client->allows_upstream(up->upstream->name))
+    co_return co_await answer_error(x, ErrorCode::client_not_allowed, "client may not reach this upstream", true);
 
   // Body limit from the headers alone (C10c): refused before a byte of body is read or sent.
   if (auto length = x.req.content_length(); length && *length > route->max_body_bytes)
@@ -149,6 +172,10 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   auto relay = std::make_unique<char[]>(kRelayBufferBytes);
   SessionRegistration registration(worker, down);
   std::string record_method, record_path;
+  boost::system::error_code peer_ec;
+  const PeerAddress peer = PeerAddress::from(down.socket().remote_endpoint(peer_ec).address());
+  std::string_view source_tenant_for_peer;
+  CountedClient counted;
 
   // The listener settings to use follow reloads; cached per snapshot generation, not looked up per request.
   std::uint64_t cached_generation = 0;
@@ -166,6 +193,8 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
       int index = rt->listener_index(slot.listener.name);
       listener = index >= 0 ? &rt->config().listeners[static_cast<std::size_t>(index)] : &slot.listener;
       selector = index >= 0 ? &rt->selector(static_cast<std::size_t>(index)) : &slot.selector;
+      // The peer does not change during a connection: its `source` tenant is matched once per snapshot.
+      source_tenant_for_peer = selector->source_enabled() ? source_tenant(listener->source_tenants, peer) : "";
     }
 
     http::request_parser<http::buffer_body> req;
@@ -219,6 +248,9 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
                req.get().version(),
                req.keep_alive(),
                req.get().method() == http::verb::head};
+    x.peer = &peer;
+    x.counted = &counted;
+    x.source_tenant = source_tenant_for_peer;
     bool keep = co_await handle_request(x, *selector);
     record.duration_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();

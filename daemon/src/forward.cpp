@@ -42,6 +42,7 @@ void prepare_upstream_request(Exchange& x) {
   const bool chunked = m.chunked();
   const auto length = x.req.content_length();
   remove_hop_by_hop(m, x.selection_header);
+  if (x.strip_authorization) m.erase(http::field::authorization);
   // The expectation travels on so the upstream can answer 100 or refuse before the body (C04); any other
   // expectation, or one without a body, is dropped.
   if (x.expect_continue)

@@ -48,8 +48,21 @@ std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::sha
   auto rt = std::shared_ptr<Runtime>(new Runtime());
   rt->config_ = std::move(config);
   rt->generation_ = generation;
-  rt->tls_contexts_ = std::make_unique<TlsContextCache>(keystore);
   const config::Config& cfg = *rt->config_;
+  rt->tls_contexts_ = std::make_unique<TlsContextCache>(keystore, cfg.crl_files);
+  rt->client_limits_ = std::make_unique<ClientLimiter>(cfg.clients);
+
+  // Features the configuration can express but this build cannot honour are refused, never silently
+  // downgraded: a TLS listener served as plain HTTP, or an upstream dialled directly instead of through
+  // its egress proxy.
+  for (auto const& l : cfg.listeners)
+    if (l.tls)
+      throw RuntimeError(l.mark.str() + ": listener " + l.name +
+                         ": downstream TLS is not supported by this build (remove `tls`)");
+  for (auto const& [name, u] : cfg.upstreams)
+    if (u.proxy)
+      throw RuntimeError(u.mark.str() + ": upstream " + name +
+                         ": egress CONNECT proxies are not supported by this build (remove `proxy`)");
 
   for (auto const& l : cfg.listeners) rt->selectors_.emplace_back(l);
   rt->upstreams_.reserve(cfg.routes.size());

@@ -11,7 +11,7 @@ TenantSelector::TenantSelector(const config::Listener& listener)
       case config::SelectorKind::fixed: fixed_enabled_ = true; break;
       case config::SelectorKind::header: header_enabled_ = true; break;
       case config::SelectorKind::path: path_enabled_ = true; break;
-      case config::SelectorKind::source:
+      case config::SelectorKind::source: source_enabled_ = true; break;
       case config::SelectorKind::client_cert:
       case config::SelectorKind::vihf: unimplemented_.push_back(kind); break;
     }
@@ -39,6 +39,7 @@ Selection TenantSelector::select(const SelectionInput& in) const {
   };
 
   if (fixed_enabled_ && !fixed_id_.empty()) vote(fixed_id_);
+  if (source_enabled_ && !in.source_tenant.empty()) vote(in.source_tenant);
 
   if (header_enabled_ && in.fields) {
     // Every occurrence counts: two differing selection headers are ambiguous, not "first wins".

@@ -8,10 +8,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "orgproxy/config/load.hpp"
 #include "orgproxy/daemon/runtime.hpp"
+#include "orgproxy/daemon/systemd_notify.hpp"
 #include "orgproxy/daemon/worker.hpp"
 #include "orgproxy/keystore/keystore.hpp"
 
@@ -61,6 +65,26 @@ config::ConfigPtr load_logged(const std::filesystem::path& path) {
   return nullptr;
 }
 
+// Sends the access log to a file when `logging.access_log` names one (before any request is served: the
+// access logger is looked up once). Throws spdlog::spdlog_ex when the file cannot be opened.
+void setup_access_log(const config::LoggingSettings& logging) {
+  if (logging.access_log.empty() || logging.access_log == "stdout") return;
+  std::shared_ptr<spdlog::sinks::sink> sink;
+  if (logging.rotate_size > 0)
+    sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
+        logging.access_log, static_cast<std::size_t>(logging.rotate_size), logging.rotate_count ? logging.rotate_count : 5);
+  else
+    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(logging.access_log);
+  auto logger = std::make_shared<spdlog::logger>("access", sink);
+  logger->set_pattern("%v");
+  logger->set_level(spdlog::level::info);
+  spdlog::drop("access");
+  spdlog::register_logger(logger);
+  // A file is flushed once a second rather than per line: one write(2) per request would cost more than
+  // the rest of the request's bookkeeping.
+  spdlog::flush_every(std::chrono::seconds(1));
+}
+
 bool same_listeners(const config::Config& a, const config::Config& b) {
   if (a.listeners.size() != b.listeners.size()) return false;
   for (std::size_t i = 0; i < a.listeners.size(); ++i) {
@@ -78,6 +102,7 @@ class Server {
  private:
   void reload();
   void shutdown();
+  void watchdog_tick();
 
   std::filesystem::path config_path_;
   std::shared_ptr<keystore::Keystore> keystore_;
@@ -86,6 +111,9 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   asio::io_context control_{1};
+  asio::steady_timer watchdog_timer_{control_};
+  std::chrono::microseconds watchdog_period_{0};
+  std::vector<std::uint64_t> last_heartbeats_;
 };
 
 int Server::run(const std::filesystem::path& config_path) {
@@ -93,6 +121,12 @@ int Server::run(const std::filesystem::path& config_path) {
   config::ConfigPtr cfg = load_logged(config_path);
   if (!cfg) return 1;
   apply_log_level(*cfg);
+  try {
+    setup_access_log(cfg->logging);
+  } catch (const std::exception& e) {
+    spdlog::critical("access log {}: {}", cfg->logging.access_log, e.what());
+    return 1;
+  }
 
   try {
     if (needs_keystore(*cfg)) keystore_ = keystore::Keystore::open(keystore_options(*cfg));
@@ -147,6 +181,12 @@ int Server::run(const std::filesystem::path& config_path) {
   }
   spdlog::info("ready: {} worker(s), {} listener(s), {} tenant(s), {} route(s)", n, cfg->listeners.size(),
                cfg->tenants.size(), cfg->routes.size());
+  systemd_notify("READY=1\nSTATUS=serving");
+  if (auto period = systemd_watchdog_period()) {
+    watchdog_period_ = *period;
+    last_heartbeats_.assign(workers_.size(), 0);
+    watchdog_tick();
+  }
 
   asio::signal_set signals(control_, SIGTERM, SIGINT, SIGHUP);
   std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
@@ -168,6 +208,13 @@ int Server::run(const std::filesystem::path& config_path) {
 
 void Server::reload() {
   spdlog::info("SIGHUP: reloading {}", config_path_.string());
+  systemd_notify("RELOADING=1\nMONOTONIC_USEC=" +
+                 std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch())
+                                    .count()));
+  struct ReadyAgain {
+    ~ReadyAgain() { systemd_notify("READY=1"); }
+  } ready_again;
   config::ConfigPtr cfg = load_logged(config_path_);
   if (!cfg) {
     spdlog::error("reload rejected: the previous configuration keeps serving");
@@ -189,7 +236,26 @@ void Server::reload() {
   }
 }
 
+void Server::watchdog_tick() {
+  // WATCHDOG=1 only when every worker's event loop ran a posted heartbeat since the last tick: a worker
+  // stuck in a handler (or a dead token call) stops the pings and lets systemd restart the daemon.
+  bool all_alive = true;
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    auto beats = workers_[i]->heartbeats();
+    if (beats == last_heartbeats_[i] && beats != 0) all_alive = false;
+    last_heartbeats_[i] = beats;
+    workers_[i]->post_heartbeat();
+  }
+  if (all_alive) systemd_notify("WATCHDOG=1");
+  watchdog_timer_.expires_after(watchdog_period_ / 3);
+  watchdog_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) watchdog_tick();
+  });
+}
+
 void Server::shutdown() {
+  systemd_notify("STOPPING=1");
+  watchdog_timer_.cancel();
   for (auto& w : workers_) w->begin_shutdown();
   auto grace = runtime_.load()->config().settings.shutdown_grace;
   auto deadline = std::chrono::steady_clock::now() + grace;

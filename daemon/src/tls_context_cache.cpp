@@ -8,8 +8,9 @@ namespace {
 int to_openssl(config::TlsVersion v) { return v == config::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
 }  // namespace
 
-TlsContextCache::TlsContextCache(std::shared_ptr<keystore::Keystore> keystore, std::chrono::seconds evict_after)
-    : keystore_(std::move(keystore)), evict_after_(evict_after) {}
+TlsContextCache::TlsContextCache(std::shared_ptr<keystore::Keystore> keystore, std::vector<std::string> crl_files,
+                                 std::chrono::seconds evict_after)
+    : keystore_(std::move(keystore)), crl_files_(std::move(crl_files)), evict_after_(evict_after) {}
 
 SslContextPtr TlsContextCache::get(const keystore::Identity& identity, const config::Upstream& upstream,
                                    std::string& error) {
@@ -32,6 +33,7 @@ SslContextPtr TlsContextCache::get(const keystore::Identity& identity, const con
   options.ca_file = upstream.ca_file;
   options.min_version = to_openssl(upstream.tls_min);
   options.max_version = to_openssl(upstream.tls_max);
+  options.crl_files = crl_files_;
   SslContextPtr ctx;
   try {
     keystore::SslCtxPtr raw = keystore::make_client_context(*keystore_, identity, options);

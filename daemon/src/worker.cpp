@@ -86,6 +86,10 @@ void Worker::begin_shutdown() {
   });
 }
 
+void Worker::post_heartbeat() {
+  asio::post(io_, [this] { heartbeats_.fetch_add(1, std::memory_order_relaxed); });
+}
+
 UpstreamPool& Worker::pool_for(const std::shared_ptr<const Runtime>& rt) {
   if (pool_runtime_ != rt) {
     if (pool_runtime_ && rt->generation() > pool_runtime_->generation()) {

@@ -1,8 +1,14 @@
 // The daemon's command line, start-up checks, reload and shutdown, and its refusal of ambiguous framing,
 // all on the real binary.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstring>
+#include <stdexcept>
 #include <fstream>
 #include <string>
 
@@ -189,6 +195,69 @@ TEST_F(DaemonLifecycle, oversized_heads_and_bodies_are_refused_from_the_headers)
   EXPECT_EQ(h.status, 431);
   EXPECT_EQ(h.header("X-Orgproxy-Error"), "headers_too_large");
   EXPECT_EQ(up.connections(), 0u);
+}
+
+// A unix datagram socket standing in for systemd's notification socket.
+class NotifySocket {
+ public:
+  explicit NotifySocket(std::string path) : path_(std::move(path)) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      throw std::runtime_error("cannot bind " + path_);
+  }
+  ~NotifySocket() { ::close(fd_); }
+  /// Collects datagrams until one contains `text` or `timeout` passes; returns everything received.
+  std::string wait_for(const std::string& text, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (received_.find(text) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[512];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) received_.append(buf, static_cast<std::size_t>(n)).push_back('|');
+    }
+    return received_;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::string received_;
+};
+
+TEST_F(DaemonLifecycle, systemd_hears_ready_watchdog_reloading_and_stopping) {
+  auto a = make_identity(kA, "dmp", kA, "Cabinet A");
+  auto cfg = base_config("https://127.0.0.1:9/x");
+  add_tenant(cfg, kA, {{"dmp", a}});
+  NotifySocket notify(tmp_.file("notify.sock"));
+  tk::OrgproxyStart start;
+  start.env = {{"NOTIFY_SOCKET", tmp_.file("notify.sock")}, {"WATCHDOG_USEC", "300000"}};
+  tk::OrgproxyProcess proxy(tmp_.subdir("proxy"), cfg, start);
+  EXPECT_NE(notify.wait_for("READY=1", 20s).find("READY=1"), std::string::npos);
+  EXPECT_NE(notify.wait_for("WATCHDOG=1", 20s).find("WATCHDOG=1"), std::string::npos);
+  proxy.send_signal(SIGHUP);
+  EXPECT_NE(notify.wait_for("RELOADING=1", 20s).find("RELOADING=1"), std::string::npos);
+  EXPECT_EQ(proxy.stop(), 0);
+  EXPECT_NE(notify.wait_for("STOPPING=1", 20s).find("STOPPING=1"), std::string::npos) << proxy.log();
+}
+
+TEST_F(DaemonLifecycle, features_this_build_cannot_honour_refuse_the_start) {
+  auto a = make_identity(kA, "dmp", kA, "Cabinet A");
+  auto cfg = base_config("https://127.0.0.1:9/x");
+  add_tenant(cfg, kA, {{"dmp", a}});
+  std::string yaml = cfg.yaml();
+  auto at = yaml.find("    selectors:");
+  ASSERT_NE(at, std::string::npos);
+  yaml.insert(at, "    tls: { cert: \"" + server_.chain.string() + "\", key: \"" + server_.key.string() + "\" }\n");
+  const std::string file = tmp_.file("tls-listener.yaml");
+  write_file(file, yaml);
+  auto r = tk::run_command({ORGPROXY_BINARY, "run", "--config", file}, {}, 30s);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("downstream TLS is not supported"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("ready"), std::string::npos);
 }
 
 }  // namespace

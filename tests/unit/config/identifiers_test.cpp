@@ -62,6 +62,7 @@ struct Invalid {
 class InvalidStructureIds : public ::testing::TestWithParam<Invalid> {};
 
 TEST_P(InvalidStructureIds, are_refused_saying_why) {
+  ASSERT_TRUE(check_structure_id("312345678200002").ok);  // control
   const auto r = check_structure_id(GetParam().id);
   EXPECT_FALSE(r.ok);
   EXPECT_THAT(r.error, HasSubstr(GetParam().message));

@@ -30,7 +30,9 @@ TEST(Loader, minimal_configuration_loads_with_defaults) {
   ASSERT_EQ(a->identities.count(Purpose::dmp), 1u);
   EXPECT_EQ(a->identities.at(Purpose::dmp).at(0).cert_file, "/cfg/a.pem");  // relative to the file's directory
   EXPECT_EQ(a->identities.at(Purpose::dmp).at(0).mark.str(), "t.yaml:12:50");
-  EXPECT_THAT(r.warnings, SizeIs(0));
+  // kBase sets no PIN source: the only warning says so.
+  ASSERT_THAT(r.warnings, SizeIs(1));
+  EXPECT_THAT(r.warnings, Contains(WarningAt(12, 50, "pkcs11.pin_file is not set")));
 }
 
 TEST(Loader, unknown_key_gets_a_did_you_mean_suggestion) {
@@ -42,6 +44,8 @@ listeners:
 )"));
   ASSERT_THAT(errors_only(d), SizeIs(1));
   EXPECT_THAT(d, Contains(ErrorAt(3, 5, "listener 'ris': unknown key 'adress' (did you mean 'address'?)")));
+  // Control: with the suggestion applied the file loads.
+  EXPECT_TRUE(load_ok("listeners:\n  - name: ris\n    address: 127.0.0.1\n    port: 8080\n").config);
 }
 
 TEST(Loader, unknown_key_far_from_any_lists_the_allowed_ones) {
@@ -85,6 +89,7 @@ routes:
   EXPECT_THAT(d, Contains(ErrorAt(5, 5, "upstream 'dmp': missing required key 'environment'")));
   EXPECT_THAT(d, Contains(ErrorAt(5, 5, "upstream 'dmp': missing required key 'purpose'")));
   EXPECT_THAT(d, Contains(ErrorAt(7, 5, "route #1: missing required key 'prefix'")));
+  EXPECT_THAT(errors_only(d), SizeIs(4));
 }
 
 TEST(Loader, a_file_with_three_errors_reports_three) {
@@ -100,6 +105,17 @@ listeners:
   EXPECT_THAT(errors, Contains(ErrorAt(2, 12, "write 8, not 08")));
   EXPECT_THAT(errors, Contains(ErrorAt(3, 14, "'verbose' is not allowed (allowed: trace, debug, info")));
   EXPECT_THAT(errors, Contains(ErrorAt(5, 44, "'70000' is out of range: allowed 0 to 65535")));
+  // Control: the same file with the three values corrected loads.
+  auto r = load_ok(yaml(R"(
+settings:
+  workers: 8
+  log_level: debug
+listeners:
+  - { name: ris, address: 127.0.0.1, port: 7000 }
+)"));
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->settings.workers, 8u);
+  EXPECT_EQ(r.config->listeners[0].port, 7000);
 }
 
 TEST(Loader, config_error_message_lists_every_diagnostic) {

@@ -47,10 +47,24 @@ TEST(Pkcs11, good_key_uris_are_accepted) {
        {"pkcs11:token=Cabinet%20A;object=auth-key;type=private", "pkcs11:token=orgproxy;id=%01%FE;type=private",
         "pkcs11:serial=1234;object=a%3Bb?pin-source=file:/etc/orgproxy/pins/a.pin",
         "pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;object=a?module-name=softhsm2"}) {
-    auto r = load_ok(with_key(uri));
+    auto r = load_ok(with_key(uri, "pkcs11: { pin_file: pin }\n"));
     ASSERT_TRUE(r.config) << uri;
     EXPECT_THAT(r.warnings, SizeIs(0)) << uri;
   }
+}
+
+TEST(Pkcs11, keys_without_any_pin_source_draw_one_warning) {
+  const std::string two_sites = yaml(R"(
+listeners: [{ name: ris, address: 127.0.0.1, port: 8080 }]
+tenants:
+  - { id: "312345678200002", identities: { dmp: [{ cert: a.pem, key: "pkcs11:token=t;object=a" }] } }
+  - { id: "498765432103017", identities: { dmp: [{ cert: b.pem, key: "pkcs11:token=t;object=b" }] } }
+)");
+  auto r = load_ok(two_sites);
+  ASSERT_TRUE(r.config);
+  ASSERT_THAT(r.warnings, SizeIs(1));
+  EXPECT_THAT(r.warnings, Contains(WarningAt(3, 50, "key URIs give no PIN and pkcs11.pin_file is not set")));
+  EXPECT_THAT(load_ok(two_sites + "pkcs11: { pin_file: /run/pin }\n").warnings, SizeIs(0));
 }
 
 TEST(Pkcs11, pin_value_in_the_path_is_refused_at_the_key) {
@@ -94,6 +108,7 @@ struct BadUri {
 class BadKeyUris : public ::testing::TestWithParam<BadUri> {};
 
 TEST_P(BadKeyUris, are_refused_at_the_key) {
+  ASSERT_TRUE(load_ok(with_key("pkcs11:token=a;object=k;type=private")).config);  // control
   auto d = load_errors(with_key(GetParam().uri));
   EXPECT_THAT(d, Contains(ErrorAt(6, 31, GetParam().message)));
 }

@@ -86,6 +86,7 @@ struct BadPrefix {
 class BadRoutePrefixes : public ::testing::TestWithParam<BadPrefix> {};
 
 TEST_P(BadRoutePrefixes, are_refused_at_the_prefix) {
+  ASSERT_TRUE(load_ok(kUpstreams + "  - { prefix: \"/dmp/x\", upstream: dmp }\n").config);  // control
   auto d = load_errors(kUpstreams + "  - { prefix: \"" + GetParam().prefix + "\", upstream: dmp }\n");
   ASSERT_THAT(errors_only(d), SizeIs(1));
   EXPECT_THAT(d, Contains(ErrorAt(8, 15, GetParam().message)));

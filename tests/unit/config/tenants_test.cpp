@@ -28,6 +28,7 @@ TEST(Tenants, full_tenant_is_read) {
         - { cert: certs/new.pem, key: "pkcs11:token=orgproxy;id=%02;type=private" }
       insi-auto: [{ cert: /etc/orgproxy/insi.pem, key: "pkcs11:token=orgproxy;object=insi" }]
       vihf-sign: [{ cert: sign.pem, key: "pkcs11:token=orgproxy;object=sign" }]
+pkcs11: { pin_file: pin }
 )"));
   ASSERT_TRUE(r.config);
   const Tenant* t = r.config->find_tenant("499700270616011");
@@ -82,7 +83,7 @@ TEST(Tenants, sector_that_does_not_fit_the_id_type_is_a_warning) {
   EXPECT_THAT(r.warnings, Contains(WarningAt(4, 38, "SA09 (société d'exercice) is usually identified by a SIRET")));
   // Positive control: matching sectors draw no warning.
   auto ok = load_ok(kHead + "  - { id: \"312345678200002\", sector: SA09, " + kIdentity + " }\n" +
-                    "  - { id: \"498765432103017\", sector: SA08, " + kIdentity + " }\n");
+                    "  - { id: \"498765432103017\", sector: SA08, " + kIdentity + " }\n" + "pkcs11: { pin_file: pin }\n");
   EXPECT_THAT(ok.warnings, SizeIs(0));
 }
 

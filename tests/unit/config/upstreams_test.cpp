@@ -73,6 +73,7 @@ struct BadUrl {
 class BadUpstreamUrls : public ::testing::TestWithParam<BadUrl> {};
 
 TEST_P(BadUpstreamUrls, are_refused_at_the_url) {
+  ASSERT_TRUE(load_ok(kHead + "    url: \"https://d.example/a\"\n").config);  // control: a good URL in its place
   auto d = load_errors(kHead + "    url: \"" + GetParam().url + "\"\n");
   ASSERT_THAT(errors_only(d), SizeIs(1));
   EXPECT_THAT(d, Contains(ErrorAt(7, 10, GetParam().message)));

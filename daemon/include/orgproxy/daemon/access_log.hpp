@@ -12,6 +12,7 @@ struct AccessRecord {
   std::string_view request_id;
   std::string_view listener;
   std::string_view tenant;    ///< "" when not selected
+  std::string_view client;    ///< matched `clients` rule name ("" under the loopback rule)
   std::string_view upstream;  ///< "" when not routed
   std::string_view method;
   std::string_view path;      ///< without the query string (queries may hold patient data)

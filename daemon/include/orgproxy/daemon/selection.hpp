@@ -16,6 +16,7 @@ namespace orgproxy::daemon {
 struct SelectionInput {
   const boost::beast::http::fields* fields = nullptr;  ///< request header fields
   std::string_view path;                                ///< request path (checked, without query)
+  std::string_view source_tenant;  ///< the `source` rules' tenant for the peer ("" = none), per connection
 };
 
 /// The outcome: the tenant id (a view into the request or the listener config) and the path to route
@@ -28,8 +29,9 @@ struct Selection {
 };
 
 /// The selectors of one listener, prepared once per listener (not per request).
-/// Implemented in this slice: `fixed`, `header`, `path`. `source`, `client_cert` and `vihf` are accepted
-/// and yield no tenant yet (the listener logs that at start); they plug in as further cases of select().
+/// Implemented: `fixed`, `header`, `path`, `source` (rules matched once per connection by the caller).
+/// `client_cert` and `vihf` are accepted and yield no tenant yet (the listener logs that at start); they
+/// plug in as further cases of select().
 class TenantSelector {
  public:
   /// `listener` must outlive the selector (it is part of the Runtime's config snapshot).
@@ -40,6 +42,7 @@ class TenantSelector {
 
   /// The header to remove before forwarding ("" when the header selector is not configured).
   std::string_view selection_header() const { return header_enabled_ ? header_name_ : std::string_view{}; }
+  bool source_enabled() const { return source_enabled_; }
   /// Selectors configured but not implemented in this build (for the start-up log).
   const std::vector<config::SelectorKind>& unimplemented() const { return unimplemented_; }
 
@@ -47,6 +50,7 @@ class TenantSelector {
   bool fixed_enabled_ = false;
   bool header_enabled_ = false;
   bool path_enabled_ = false;
+  bool source_enabled_ = false;
   std::string_view fixed_id_;
   std::string_view header_name_;
   std::vector<config::SelectorKind> unimplemented_;

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -23,7 +24,8 @@ class TlsContextCache {
  public:
   /// `keystore` builds the contexts; it must outlive the cache. nullptr is allowed for tests that never
   /// call get().
-  explicit TlsContextCache(std::shared_ptr<keystore::Keystore> keystore,
+  /// `crl_files` (PEM CRLs, config `crl_files`) are checked on every upstream server chain.
+  explicit TlsContextCache(std::shared_ptr<keystore::Keystore> keystore, std::vector<std::string> crl_files = {},
                            std::chrono::seconds evict_after = std::chrono::minutes(5));
 
   /// The context presenting `identity` to `upstream` (its CA bundle, TLS version bounds). Built on first
@@ -51,6 +53,7 @@ class TlsContextCache {
   void evict_unused(std::chrono::steady_clock::time_point now);
 
   std::shared_ptr<keystore::Keystore> keystore_;
+  std::vector<std::string> crl_files_;
   std::chrono::seconds evict_after_;
   mutable std::mutex mutex_;
   std::unordered_map<Key, Entry, KeyHash> entries_;

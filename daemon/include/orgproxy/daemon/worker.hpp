@@ -64,6 +64,9 @@ class Worker {
   /// Sessions currently open (thread-safe read).
   std::size_t active_sessions() const { return active_.load(std::memory_order_relaxed); }
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  /// Thread-safe: asks the worker's event loop to count a heartbeat (the watchdog checks it advances).
+  void post_heartbeat();
+  std::uint64_t heartbeats() const { return heartbeats_.load(std::memory_order_relaxed); }
 
   /// The current Runtime snapshot.
   std::shared_ptr<const Runtime> runtime() const { return runtime_.load(std::memory_order_acquire); }
@@ -88,11 +91,14 @@ class Worker {
 
   unsigned index_;
   RuntimeSlot& runtime_;
+  // Declared before io_ so that it outlives it: coroutine frames still pending when the io_context is
+  // destroyed unregister their sessions from it as they are destroyed.
+  std::list<SessionEntry> sessions_;
   boost::asio::io_context io_{1};  // concurrency hint 1: one thread runs it, Asio can skip locking
   std::list<ListenerSlot> listeners_;
-  std::list<SessionEntry> sessions_;
   std::atomic<std::size_t> active_{0};
   std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> heartbeats_{0};
   UpstreamPool pool_;
   std::shared_ptr<const Runtime> pool_runtime_;  // keeps the snapshot whose pointers key pool_
   boost::asio::steady_timer sweep_timer_{io_};
