@@ -195,6 +195,10 @@ GeneratedKey generate_key_pair(const std::shared_ptr<Token>& token, const std::s
   if (signed_ok) {
     ASN1_BIT_STRING* bits_sig = ASN1_BIT_STRING_new();
     ASN1_BIT_STRING_set(bits_sig, sig.data(), static_cast<int>(sig_length));
+    // Zero unused bits, stated explicitly: without the flag the encoder derives "unused bits" from trailing
+    // zero bits of the signature, and about one request in two would not verify (as ASN1_item_sign does).
+    bits_sig->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    bits_sig->flags |= ASN1_STRING_FLAG_BITS_LEFT;
     X509_REQ_set0_signature(req, bits_sig);
   }
   const bool verifies = signed_ok && X509_REQ_verify(req, public_key.get()) == 1;

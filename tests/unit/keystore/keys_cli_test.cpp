@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
@@ -83,7 +84,7 @@ TEST(KeysCli, generate_csr_install_cert_check_list_and_delete_round_trip) {
   X509_REQ* req = read_csr(w.world.tmp / "a.csr");
   ASSERT_NE(req, nullptr);
   EVP_PKEY* csr_key = X509_REQ_get0_pubkey(req);
-  EXPECT_EQ(X509_REQ_verify(req, csr_key), 1);
+  EXPECT_EQ(X509_REQ_verify(req, csr_key), 1) << ERR_reason_error_string(ERR_peek_error());
   EXPECT_EQ(EVP_PKEY_get_bits(csr_key), 2048);
   X509_NAME* subject = X509_REQ_get_subject_name(req);
   EXPECT_EQ(name_entry(subject, NID_countryName), "FR");
@@ -164,6 +165,7 @@ TEST(KeysCli, insi_purpose_csr_has_the_insi_cn_and_a_second_generate_makes_a_ren
   ASSERT_EQ(first.exit_code, 0) << first.output;
   X509_REQ* req = read_csr(w.world.tmp / "1.csr");
   ASSERT_NE(req, nullptr);
+  EXPECT_EQ(X509_REQ_verify(req, X509_REQ_get0_pubkey(req)), 1);
   EXPECT_EQ(name_entry(X509_REQ_get_subject_name(req), NID_commonName), "INSI-AUTO");
   EXPECT_EQ(name_entry(X509_REQ_get_subject_name(req), NID_stateOrProvinceName), "69");
   X509_REQ_free(req);
