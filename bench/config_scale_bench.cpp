@@ -14,6 +14,7 @@
 // test); built by the dev and release presets.
 #include <malloc.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -161,8 +162,14 @@ long rss_kib() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+double cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 struct Figures {
-  double best_ms = 1e18, worst_ms = 0;
+  double best_ms = 1e18, worst_ms = 0, best_cpu_ms = 1e18;
   long long snapshot_bytes = 0, peak_bytes = 0;
   long rss_delta_kib = 0;
   std::size_t tenants = 0, warnings = 0;
@@ -174,9 +181,11 @@ Figures measure(const fs::path& main, int repetitions) {
     const long long live_before = g_live.load();
     g_peak.store(live_before);
     const long rss_before = rss_kib();
+    const double cpu0 = cpu_ms();
     const auto t0 = std::chrono::steady_clock::now();
     orgproxy::config::LoadResult r = orgproxy::config::load_config(main);
     const auto t1 = std::chrono::steady_clock::now();
+    f.best_cpu_ms = std::min(f.best_cpu_ms, cpu_ms() - cpu0);
     f.warnings = r.warnings.size();
     r.warnings.clear();
     r.warnings.shrink_to_fit();
@@ -194,8 +203,9 @@ Figures measure(const fs::path& main, int repetitions) {
 void report(const char* layout, const Figures& f, unsigned sites) {
   const double per_site = static_cast<double>(f.snapshot_bytes) / sites;
   std::printf("%-22s tenants %zu, warnings %zu\n", layout, f.tenants, f.warnings);
-  std::printf("  load (parse + validate, offline): best %.1f ms, worst %.1f ms   goal < 1000 ms: %s\n", f.best_ms,
-              f.worst_ms, f.best_ms < 1000 ? "met" : "MISSED");
+  std::printf(
+      "  load (parse + validate, offline): best %.1f ms, worst %.1f ms wall; best %.1f ms CPU   goal < 1000 ms: %s\n",
+      f.best_ms, f.worst_ms, f.best_cpu_ms, f.best_ms < 1000 ? "met" : "MISSED");
   std::printf("  snapshot: %.1f MiB = %.0f bytes/site (allocation counting)   goal <= 16384 B/site: %s\n",
               f.snapshot_bytes / 1048576.0, per_site, per_site <= 16384 ? "met" : "MISSED");
   std::printf("  peak heap during load: %.1f MiB; RSS delta of the last load: %ld KiB (cross-check only)\n",
