@@ -59,7 +59,7 @@ tenants:
     sector: SA08
     departement: "2A"
     responsible_rpps: "98765432103"
-    legal_representative: Dr B
+    legal_representative: "Dr Élodie\tB\\x"
     identities:
       dmp:
         - { cert: certs/b-2024.pem, key: "pkcs11:token=t;object=b-2024;type=private" }
