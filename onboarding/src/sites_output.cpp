@@ -122,8 +122,8 @@ std::string render_tenant_stubs_yaml(const DiscoveryResult& result) {
     }
     if (!any) out << "tenants:\n";
     any = true;
-    out << "  - id: " << yaml_quote(s.structure_id) << "  # " << type_label(s)
-        << (s.id_note.empty() ? "" : ", " + s.id_note) << "\n";
+    out << "  - id: " << yaml_quote(s.structure_id) << "  # " << (s.id_note.empty() ? type_label(s) : s.id_note)
+        << "\n";
     out << "    name: " << yaml_quote(s.name.empty() ? s.structure_id : s.name) << "\n";
     if (!s.sector.empty()) out << "    sector: " << yaml_quote(s.sector) << "\n";
     if (!s.departement.empty()) out << "    departement: " << yaml_quote(s.departement) << "\n";
