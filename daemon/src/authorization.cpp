@@ -103,4 +103,38 @@ ClientDecision authorize_client(const std::vector<config::Client>& clients, cons
   return d;
 }
 
+ClientLimiter::ClientLimiter(const std::vector<config::Client>& clients)
+    : clients_(clients), state_(std::make_unique<State[]>(clients.size() ? clients.size() : 1)) {}
+
+bool ClientLimiter::admit_request(const config::Client& client, std::int64_t now_ns) {
+  if (client.rate == 0) return true;
+  const std::int64_t interval = 1'000'000'000LL / client.rate;
+  const std::int64_t burst = client.burst ? client.burst : client.rate;
+  const std::int64_t tolerance = interval * burst;
+  auto& tat = state_[index_of(client)].tat_ns;
+  std::int64_t seen = tat.load(std::memory_order_relaxed);
+  for (;;) {
+    std::int64_t next = std::max(seen, now_ns) + interval;
+    if (next - now_ns > tolerance) return false;
+    if (tat.compare_exchange_weak(seen, next, std::memory_order_relaxed)) return true;
+  }
+}
+
+bool ClientLimiter::open_connection(const config::Client& client) {
+  auto& n = state_[index_of(client)].connections;
+  if (client.max_connections == 0) {
+    n.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  unsigned seen = n.load(std::memory_order_relaxed);
+  do {
+    if (seen >= client.max_connections) return false;
+  } while (!n.compare_exchange_weak(seen, seen + 1, std::memory_order_relaxed));
+  return true;
+}
+
+void ClientLimiter::close_connection(const config::Client& client) {
+  state_[index_of(client)].connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
 }  // namespace orgproxy::daemon

@@ -105,6 +105,21 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
   if (client.client) x.record.client = client.client->name;
   if (!client.allowed) co_return co_await answer_error(x, ErrorCode::client_not_allowed, client.reason, true);
   x.strip_authorization = client.used_bearer;
+  if (client.client) {
+    ClientLimiter& limits = x.rt->client_limits();
+    if (x.counted->client != client.client || x.counted->rt != x.rt) {
+      x.counted->release();
+      if (!limits.open_connection(*client.client))
+        co_return co_await answer_error(x, ErrorCode::rate_limited, "client over its max_connections", false);
+      x.counted->rt = x.rt;
+      x.counted->client = client.client;
+    }
+    auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
+    if (!limits.admit_request(*client.client, now_ns))
+      co_return co_await answer_error(x, ErrorCode::rate_limited, "client over its request rate", true);
+  }
 
   const config::Route* route = x.rt->config().match_route(sel.route_path, host_name);
   const UpstreamState* up = x.rt->route_upstream(route);
@@ -160,6 +175,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   boost::system::error_code peer_ec;
   const PeerAddress peer = PeerAddress::from(down.socket().remote_endpoint(peer_ec).address());
   std::string_view source_tenant_for_peer;
+  CountedClient counted;
 
   // The listener settings to use follow reloads; cached per snapshot generation, not looked up per request.
   std::uint64_t cached_generation = 0;
@@ -233,6 +249,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
                req.keep_alive(),
                req.get().method() == http::verb::head};
     x.peer = &peer;
+    x.counted = &counted;
     x.source_tenant = source_tenant_for_peer;
     bool keep = co_await handle_request(x, *selector);
     record.duration_ms =

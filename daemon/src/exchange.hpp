@@ -21,6 +21,19 @@ namespace orgproxy::daemon {
 /// Relay buffer per session: bounds the memory a streamed body takes, whatever its size (C10).
 inline constexpr std::size_t kRelayBufferBytes = 16 * 1024;
 
+/// The client a downstream connection is counted against (`max_connections`), with the snapshot whose
+/// counters hold it. Released when the connection ends or its requests move to another client/snapshot.
+struct CountedClient {
+  std::shared_ptr<const Runtime> rt;
+  const config::Client* client = nullptr;
+  void release() {
+    if (client) rt->client_limits().close_connection(*client);
+    client = nullptr;
+    rt.reset();
+  }
+  ~CountedClient() { release(); }
+};
+
 struct Exchange {
   Worker& worker;
   const std::shared_ptr<const Runtime>& rt;
@@ -42,6 +55,7 @@ struct Exchange {
   bool expect_continue = false;
   bool strip_authorization = false;  ///< the bearer token was for orgproxy: not forwarded
   const PeerAddress* peer = nullptr;
+  CountedClient* counted = nullptr;
   std::string_view source_tenant;    ///< per connection (see SelectionInput)  ///< the client sent `Expect: 100-continue` and a body is expected
   // Set by routing before forward():
   const UpstreamState* upstream = nullptr;

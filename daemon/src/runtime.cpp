@@ -50,6 +50,7 @@ std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::sha
   rt->generation_ = generation;
   const config::Config& cfg = *rt->config_;
   rt->tls_contexts_ = std::make_unique<TlsContextCache>(keystore, cfg.crl_files);
+  rt->client_limits_ = std::make_unique<ClientLimiter>(cfg.clients);
 
   // Features the configuration can express but this build cannot honour are refused, never silently
   // downgraded: a TLS listener served as plain HTTP, or an upstream dialled directly instead of through

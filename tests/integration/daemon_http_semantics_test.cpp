@@ -1,6 +1,8 @@
 // HTTP/1.1 semantics across the proxy against an upstream that writes exact bytes (field cases C01e, C03f,
 // C04, C05, C06, C07, C09): interim answers, bodiless answers, close-delimited and truncated bodies,
 // stale pooled connections, early answers, upstream errors relayed untouched.
+#include <signal.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -308,6 +310,26 @@ TEST_F(DaemonHttp, expect_100_continue_with_a_silent_upstream_gets_our_own_100) 
   client.send_raw(std::string(100000, 'c'));
   EXPECT_EQ(client.read_response().status, 200);
   EXPECT_EQ(received.load(), 100000u);
+}
+
+TEST_F(DaemonHttp, sigterm_lets_the_request_in_flight_finish_and_refuses_new_connections) {
+  start({[](ScriptConn& c) {
+    c.read_head();
+    std::this_thread::sleep_for(1500ms);  // the answer is still being prepared when SIGTERM arrives
+    c.write(kOk);
+  }});
+  tk::HttpClient idle("127.0.0.1", proxy_->port());  // an idle keep-alive client: closed at once
+  tk::HttpClient busy("127.0.0.1", proxy_->port());
+  busy.send_raw(request_head("GET"));
+  std::this_thread::sleep_for(300ms);
+  proxy_->send_signal(SIGTERM);
+  auto r = busy.read_response();
+  EXPECT_EQ(r.status, 200) << proxy_->log();
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_FALSE(r.keep_alive);  // no further request on a stopping daemon
+  EXPECT_TRUE(idle.closed_by_peer(5s));
+  EXPECT_EQ(proxy_->wait_for_exit(20s), 0) << proxy_->log();
+  EXPECT_THROW(tk::HttpClient("127.0.0.1", proxy_->port(), 2s), tk::HttpClientError);
 }
 
 }  // namespace

@@ -231,5 +231,44 @@ TEST_F(DaemonProxy, upstream_failures_map_to_connect_tls_and_timeout_codes) {
   EXPECT_EQ(ok.status, 200) << proxy.log();
 }
 
+TEST_F(DaemonProxy, clients_reach_only_their_tenants_and_their_bearer_token_stays_here) {
+  auto a = make_identity(kA, "dmp", kA, "Cabinet A");
+  auto b = make_identity(kB, "dmp", kB, "Cabinet B");
+  tk::HashUpstream up(hash_options());
+  auto cfg = base_config(up.url("/base"));
+  add_tenant(cfg, kA, {{"dmp", a}});
+  add_tenant(cfg, kB, {{"dmp", b}});
+  // printf %s 'ris-token-A' | sha256sum
+  const std::string token_hash = tk::sha256_hex("ris-token-A");
+  cfg.extra_yaml = "clients:\n"
+                   "  - name: ris-a\n    cidr: 127.0.0.0/8\n    bearer_sha256: \"" + token_hash + "\"\n"
+                   "    tenants: [\"" + kA + "\"]\n    rate: 2\n    burst: 3\n";
+  tk::OrgproxyProcess proxy(tmp_.subdir("proxy"), cfg);
+
+  tk::HttpRequest req = get(kA, "/dmp/x");
+  req.headers.push_back({"Authorization", "Bearer ris-token-A"});
+  auto ok = tk::http_request(proxy.port(), req);
+  ASSERT_EQ(ok.status, 200) << ok.body << proxy.log();
+  EXPECT_EQ(ok.header("X-Seen-Headers").find("authorization"), std::string::npos) << ok.header("X-Seen-Headers");
+  ASSERT_TRUE(proxy.wait_for_log("\"client\":\"ris-a\""));
+
+  tk::HttpRequest forged = get(kB, "/dmp/x");  // a configured tenant, not this client's
+  forged.headers.push_back({"Authorization", "Bearer ris-token-A"});
+  auto refused = tk::http_request(proxy.port(), forged);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(refused.header("X-Orgproxy-Error"), "client_not_allowed");
+  tk::HttpRequest wrong = get(kA, "/dmp/x");
+  wrong.headers.push_back({"Authorization", "Bearer ris-token-B"});
+  EXPECT_EQ(tk::http_request(proxy.port(), wrong).header("X-Orgproxy-Error"), "client_not_allowed");
+  EXPECT_EQ(tk::http_request(proxy.port(), get(kA, "/dmp/x")).header("X-Orgproxy-Error"), "client_not_allowed");
+  EXPECT_EQ(proxy.log().find("ris-token-A"), std::string::npos);  // the token itself is never logged
+
+  // rate 2/s, burst 3: a quick series runs into 429 rate_limited.
+  int limited = 0;
+  for (int i = 0; i < 6; ++i)
+    if (tk::http_request(proxy.port(), req).status == 429) ++limited;
+  EXPECT_GT(limited, 0);
+}
+
 }  // namespace
 }  // namespace orgproxy::daemon_it

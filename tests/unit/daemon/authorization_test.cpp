@@ -99,6 +99,42 @@ TEST(SourceSelector, longest_prefix_wins) {
   EXPECT_EQ(source_tenant(rules, peer("11.1.2.3")), "");
 }
 
+TEST(ClientLimits, request_rate_allows_the_burst_then_refills_at_the_rate) {
+  std::vector<config::Client> rules{client("ris", {net("10.0.0.0", 8)}, {kA})};
+  rules[0].rate = 10;  // one request per 100 ms
+  rules[0].burst = 2;
+  ClientLimiter limits(rules);
+  const std::int64_t t0 = 1'000'000'000'000;
+  EXPECT_TRUE(limits.admit_request(rules[0], t0));
+  EXPECT_TRUE(limits.admit_request(rules[0], t0));
+  EXPECT_FALSE(limits.admit_request(rules[0], t0));
+  EXPECT_FALSE(limits.admit_request(rules[0], t0 + 50'000'000));
+  EXPECT_TRUE(limits.admit_request(rules[0], t0 + 100'000'000));
+  EXPECT_FALSE(limits.admit_request(rules[0], t0 + 100'000'000));
+  EXPECT_TRUE(limits.admit_request(rules[0], t0 + 10'000'000'000));  // long idle: the burst is back
+  EXPECT_TRUE(limits.admit_request(rules[0], t0 + 10'000'000'000));
+}
+
+TEST(ClientLimits, clients_without_limits_are_never_refused) {
+  std::vector<config::Client> rules{client("ris", {net("10.0.0.0", 8)}, {kA})};
+  ClientLimiter limits(rules);
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(limits.admit_request(rules[0], 1));
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(limits.open_connection(rules[0]));
+}
+
+TEST(ClientLimits, max_connections_counts_per_client) {
+  std::vector<config::Client> rules{client("a", {net("10.1.0.0", 16)}, {kA}), client("b", {net("10.2.0.0", 16)}, {kB})};
+  rules[0].max_connections = 2;
+  rules[1].max_connections = 1;
+  ClientLimiter limits(rules);
+  EXPECT_TRUE(limits.open_connection(rules[0]));
+  EXPECT_TRUE(limits.open_connection(rules[0]));
+  EXPECT_FALSE(limits.open_connection(rules[0]));
+  EXPECT_TRUE(limits.open_connection(rules[1]));  // another client's budget is separate
+  limits.close_connection(rules[0]);
+  EXPECT_TRUE(limits.open_connection(rules[0]));
+}
+
 TEST(Sha256Hex, matches_the_known_vector) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <memory>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -42,5 +44,38 @@ ClientDecision authorize_client(const std::vector<config::Client>& clients, cons
 
 /// Lower-case hex SHA-256 of `token` (what `bearer_sha256` holds).
 std::string sha256_hex(std::string_view token);
+
+}  // namespace orgproxy::daemon
+
+namespace orgproxy::daemon {
+
+/// Per-client limits of one Runtime snapshot (`rate`/`burst`, `max_connections`), shared by all workers
+/// without a lock: the request rate is a GCRA (generic cell rate algorithm, ITU-T I.371) on one atomic
+/// "theoretical arrival time" per client, connections a counter per client. Counters start afresh with
+/// each snapshot (a reload resets them).
+class ClientLimiter {
+ public:
+  /// `clients` must outlive the limiter (both belong to the Runtime).
+  explicit ClientLimiter(const std::vector<config::Client>& clients);
+
+  /// Whether one more request of `client` fits its rate at `now_ns` (steady clock, nanoseconds). Always
+  /// true without a `rate`.
+  bool admit_request(const config::Client& client, std::int64_t now_ns);
+  /// Counts a downstream connection for `client`; false (and not counted) when at `max_connections`.
+  bool open_connection(const config::Client& client);
+  /// Releases a connection counted by open_connection().
+  void close_connection(const config::Client& client);
+
+ private:
+  struct State {
+    std::atomic<std::int64_t> tat_ns{0};
+    std::atomic<unsigned> connections{0};
+  };
+  std::size_t index_of(const config::Client& c) const {
+    return static_cast<std::size_t>(&c - clients_.data());
+  }
+  const std::vector<config::Client>& clients_;
+  std::unique_ptr<State[]> state_;
+};
 
 }  // namespace orgproxy::daemon

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "orgproxy/config/config.hpp"
+#include "orgproxy/daemon/authorization.hpp"
 #include "orgproxy/daemon/error_response.hpp"
 #include "orgproxy/daemon/selection.hpp"
 #include "orgproxy/daemon/tls_context_cache.hpp"
@@ -84,6 +85,8 @@ class Runtime {
   int listener_index(std::string_view name) const;
   /// The tenant selector of config().listeners[index].
   const TenantSelector& selector(std::size_t index) const { return selectors_[index]; }
+  /// Per-client rate and connection limits of this snapshot (shared by all workers, lock-free).
+  ClientLimiter& client_limits() const { return *client_limits_; }
   /// Shared TLS client contexts of this snapshot.
   TlsContextCache& tls_contexts() const { return *tls_contexts_; }
   /// Count of identities loaded and usable, and unavailable, at build time.
@@ -97,6 +100,7 @@ class Runtime {
   std::vector<UpstreamState> upstreams_;                 ///< parallel to config_->routes
   std::vector<TenantSelector> selectors_;                ///< parallel to config_->listeners
   std::unique_ptr<TlsContextCache> tls_contexts_;
+  std::unique_ptr<ClientLimiter> client_limits_;
   std::size_t loaded_ = 0;
   std::size_t unavailable_ = 0;
 };

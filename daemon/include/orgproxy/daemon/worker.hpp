@@ -91,9 +91,11 @@ class Worker {
 
   unsigned index_;
   RuntimeSlot& runtime_;
+  // Declared before io_ so that it outlives it: coroutine frames still pending when the io_context is
+  // destroyed unregister their sessions from it as they are destroyed.
+  std::list<SessionEntry> sessions_;
   boost::asio::io_context io_{1};  // concurrency hint 1: one thread runs it, Asio can skip locking
   std::list<ListenerSlot> listeners_;
-  std::list<SessionEntry> sessions_;
   std::atomic<std::size_t> active_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> heartbeats_{0};
