@@ -72,6 +72,7 @@ class Token {
   const std::string& display() const { return display_; }
   const CK_TOKEN_INFO& info() const { return info_; }
   const Module& module() const { return *module_; }
+  CK_SLOT_ID slot() const { return slot_; }
 
   /// Logs the user in once (C_Login on the anchor session, which stays open so the login lasts).
   /// CKR_USER_ALREADY_LOGGED_IN is success. A refused PIN (CKR_PIN_INCORRECT, _LOCKED, _INVALID, _LEN_RANGE,
