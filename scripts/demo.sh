@@ -19,8 +19,15 @@ esac
 
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-cmake --preset ci >/dev/null
-cmake --build --preset ci --target orgproxy orgproxy-testkit -- -j2
+build_log=build/demo-build.log
+mkdir -p build
+echo "demo: building orgproxy and orgproxy-testkit (preset ci; log in $build_log)"
+if ! { cmake --preset ci && cmake --build --preset ci --target orgproxy orgproxy-testkit -- -j2; } \
+    >"$build_log" 2>&1; then
+  tail -n 40 "$build_log" >&2
+  echo "demo: the build failed; full log in $build_log" >&2
+  exit 1
+fi
 bin=build/ci/daemon/orgproxy
 testkit=build/ci/tests/support/orgproxy-testkit
 
@@ -83,9 +90,9 @@ send() {  # send SITE_ID SECTOR SERVICE PATH SAMPLE ACTION EXPECTED_DN
     -H "Content-Type: application/soap+xml; charset=UTF-8; action=\"$action\"" \
     --data-binary "@$body" "http://127.0.0.1:$ORGPROXY_PORT$path" 2>"$work/curl.err") || status="fail"
   local seen
-  seen=$(tr -d '\r' <"$headers" 2>/dev/null | sed -n 's/^[Xx]-[Cc]lient-[Dd][Nn]: //p' | tail -1)
+  seen=$(tr -d '\r' <"$headers" 2>/dev/null | sed -n 's/^[Xx]-[Cc]lient-[Dd][Nn]: //p' | tail -1) || seen=""
   local error
-  error=$(tr -d '\r' <"$headers" 2>/dev/null | sed -n 's/^[Xx]-[Oo]rgproxy-[Ee]rror: //p' | tail -1)
+  error=$(tr -d '\r' <"$headers" 2>/dev/null | sed -n 's/^[Xx]-[Oo]rgproxy-[Ee]rror: //p' | tail -1) || error=""
   local verdict=WRONG
   if [ "$status" = 200 ] && [ "$seen" = "$expected" ]; then verdict=OK; else wrong=1; fi
   row "$id" "$sector" "$service $path" "$status" "$verdict" "${seen:-${error:+orgproxy error: $error}}"

@@ -6,6 +6,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "orgproxy/daemon/cli_keys.hpp"
 #include "orgproxy/daemon/server.hpp"
 
 namespace {
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "validate the configuration (and the identities unless --offline)");
   check->add_option("--config,-c", config_path, "configuration file (YAML)")->required();
   check->add_flag("--offline", offline, "do not open the token: configuration checks only");
+  orgproxy::daemon::add_keys_command(app);
 
   try {
     app.parse(argc, argv);

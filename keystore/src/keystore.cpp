@@ -13,6 +13,7 @@
 #include "orgproxy/keystore/keystore.hpp"
 #include "pin_file.hpp"
 #include "provider.hpp"
+#include "stats.hpp"
 #include "token.hpp"
 #include "uri.hpp"
 
@@ -51,6 +52,8 @@ class KeystoreImpl final : public Keystore {
 
   OSSL_LIB_CTX* libctx() const override { return libctx_->get(); }
 
+  KeystoreStats stats() const override { return stats_->snapshot(); }
+
   std::vector<IdentityLoad> load_identities(const std::vector<IdentitySpec>& specs) override {
     std::lock_guard lock(mutex_);
     try {
@@ -86,7 +89,8 @@ class KeystoreImpl final : public Keystore {
         std::string key = module->display_name() + "\n" + trim_padded(info.serialNumber, sizeof info.serialNumber) +
                           "\n" + trim_padded(info.label, sizeof info.label);
         if (tokens_.count(key) == 0)
-          tokens_.emplace(key, std::make_shared<Token>(module, slot, info, options_.max_concurrent_signs));
+          tokens_.emplace(key, std::make_shared<Token>(module, slot, info, options_.max_concurrent_signs, stats_,
+                                                       ReprobePolicy{options_.reprobe_initial, options_.reprobe_max}));
       }
     }
   }
@@ -141,7 +145,11 @@ class KeystoreImpl final : public Keystore {
 
     auto token_key = std::make_shared<TokenKey>();
     token_key->token = c.token;
-    token_key->handle = object.handle;
+    token_key->ref = std::make_shared<KeyRef>();
+    token_key->ref->id = object.id;
+    token_key->ref->label = object.label;
+    token_key->ref->handle = object.handle;
+    token_key->ref->epoch = c.token->epoch();
     token_key->algorithm = object.key_type == CKK_EC ? KeyAlgorithm::ec : KeyAlgorithm::rsa;
     token_key->public_key.reset(X509_get_pubkey(chain.leaf.get()));
     token_key->pss_available = c.token->has_mechanism(CKM_RSA_PKCS_PSS);
@@ -185,6 +193,7 @@ class KeystoreImpl final : public Keystore {
   std::shared_ptr<PrivateLibCtx> libctx_;
   std::vector<std::shared_ptr<Module>> modules_;
   std::string pin_;
+  std::shared_ptr<StatsRecorder> stats_ = std::make_shared<StatsRecorder>();
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Token>> tokens_;
 };

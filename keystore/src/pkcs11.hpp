@@ -2,6 +2,8 @@
 // Internal to the keystore.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -40,7 +42,14 @@ class Module {
   /// Slots that hold a token (C_GetSlotList(CK_TRUE)).
   std::vector<CK_SLOT_ID> slots_with_token() const;
 
+  /// Bumped when a token of this module lost its sessions (CKR_SESSION_HANDLE_INVALID, CKR_DEVICE_ERROR): a
+  /// restarted PKCS#11 daemon or a re-initialised module kills the sessions of EVERY token of the module, and
+  /// session handles are then reused across slots. The other tokens see the new value and resynchronise.
+  std::uint64_t session_epoch() const { return session_epoch_.load(std::memory_order_acquire); }
+  void bump_session_epoch() { session_epoch_.fetch_add(1, std::memory_order_acq_rel); }
+
  private:
+  std::atomic<std::uint64_t> session_epoch_{0};
   std::string name_, path_, display_name_;
   CK_FUNCTION_LIST* functions_ = nullptr;
 };

@@ -16,6 +16,7 @@
 namespace orgproxy::keystore {
 
 class Token;
+struct KeyRef;
 
 inline constexpr const char* kProviderName = "orgproxy-pkcs11";
 inline constexpr const char* kProviderQuery = "provider=orgproxy-pkcs11";
@@ -28,7 +29,7 @@ enum class KeyAlgorithm { rsa, ec };
 /// after the load checked that it equals the token's (so a mismatching key is never built).
 struct TokenKey {
   std::shared_ptr<Token> token;
-  CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+  std::shared_ptr<KeyRef> ref;  ///< handle + what finds it again after a recovery
   KeyAlgorithm algorithm = KeyAlgorithm::rsa;
   EvpPkeyPtr public_key;  ///< public part, default library context
   bool pss_available = false;  ///< the token offers CKM_RSA_PKCS_PSS

@@ -219,7 +219,7 @@ int sign_digest(SignatureContext* ctx, const unsigned char* digest, size_t diges
       const size_t field = static_cast<size_t>((EVP_PKEY_get_bits(key.public_key.get()) + 7) / 8);
       CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
       std::vector<unsigned char> raw =
-          key.token->sign(key.handle, mech, digest, std::min(digest_length, field), 2 * field);
+          key.token->sign(*key.ref, mech, digest, std::min(digest_length, field), 2 * field);
       if (raw.size() % 2 != 0) return raise(key.description + ": odd ECDSA signature length");
       ECDSA_SIG* es = ECDSA_SIG_new();
       BIGNUM* r = BN_bin2bn(raw.data(), static_cast<int>(raw.size() / 2), nullptr);
@@ -251,7 +251,7 @@ int sign_digest(SignatureContext* ctx, const unsigned char* digest, size_t diges
         return raise("bad PSS salt length or digest length");
       pss.sLen = static_cast<CK_ULONG>(salt);
       CK_MECHANISM mech{CKM_RSA_PKCS_PSS, &pss, sizeof pss};
-      out = key.token->sign(key.handle, mech, digest, digest_length, max_size);
+      out = key.token->sign(*key.ref, mech, digest, digest_length, max_size);
     } else {
       std::string input;
       if (ctx->md != nullptr && !EVP_MD_is_a(ctx->md, "MD5-SHA1")) {
@@ -260,7 +260,7 @@ int sign_digest(SignatureContext* ctx, const unsigned char* digest, size_t diges
       }
       input.append(reinterpret_cast<const char*>(digest), digest_length);
       CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
-      out = key.token->sign(key.handle, mech, reinterpret_cast<const unsigned char*>(input.data()), input.size(),
+      out = key.token->sign(*key.ref, mech, reinterpret_cast<const unsigned char*>(input.data()), input.size(),
                             max_size);
     }
   } catch (const KeystoreError& e) {

@@ -16,15 +16,17 @@ SessionPool::~SessionPool() {
 }
 
 SessionPool::Lease SessionPool::borrow() {
+  unsigned long generation = 0;
   {
     std::unique_lock lock(mutex_);
     available_.wait(lock, [&] { return !idle_.empty() || open_ < max_sessions_; });
     if (!idle_.empty()) {
       CK_SESSION_HANDLE h = idle_.back();
       idle_.pop_back();
-      return Lease(this, h);
+      return Lease(this, h, generation_);
     }
     ++open_;  // reserve the slot, open outside the lock
+    generation = generation_;
   }
   CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
   CK_RV rv = f_->C_OpenSession(slot_, CKF_SERIAL_SESSION, nullptr, nullptr, &h);
@@ -36,7 +38,7 @@ SessionPool::Lease SessionPool::borrow() {
     available_.notify_one();
     throw KeystoreError(owner_ + ": C_OpenSession failed: " + ckr_name(rv), rv);
   }
-  return Lease(this, h);
+  return Lease(this, h, generation);
 }
 
 unsigned SessionPool::open_sessions() const {
@@ -44,16 +46,30 @@ unsigned SessionPool::open_sessions() const {
   return open_;
 }
 
-void SessionPool::give_back(CK_SESSION_HANDLE handle, bool broken) {
-  if (broken) {
-    f_->C_CloseSession(handle);
+void SessionPool::give_back(CK_SESSION_HANDLE handle, unsigned long generation, bool broken) {
+  {
     std::lock_guard lock(mutex_);
+    if (!broken && generation == generation_) {
+      idle_.push_back(handle);
+      available_.notify_one();
+      return;
+    }
     --open_;
-  } else {
-    std::lock_guard lock(mutex_);
-    idle_.push_back(handle);
   }
+  f_->C_CloseSession(handle);  // outside the lock; its result does not matter (the session may be gone)
   available_.notify_one();
+}
+
+void SessionPool::flush() {
+  std::vector<CK_SESSION_HANDLE> dead;
+  {
+    std::lock_guard lock(mutex_);
+    ++generation_;
+    dead.swap(idle_);
+    open_ -= static_cast<unsigned>(dead.size());
+  }
+  for (CK_SESSION_HANDLE h : dead) f_->C_CloseSession(h);
+  available_.notify_all();
 }
 
 }  // namespace orgproxy::keystore

@@ -25,13 +25,15 @@ class SessionPool {
   /// RAII borrow: returns the session on destruction, or closes it when marked broken.
   class Lease {
    public:
-    Lease(SessionPool* pool, CK_SESSION_HANDLE handle) : pool_(pool), handle_(handle) {}
-    Lease(Lease&& other) noexcept : pool_(other.pool_), handle_(other.handle_), broken_(other.broken_) {
+    Lease(SessionPool* pool, CK_SESSION_HANDLE handle, unsigned long generation)
+        : pool_(pool), handle_(handle), generation_(generation) {}
+    Lease(Lease&& other) noexcept
+        : pool_(other.pool_), handle_(other.handle_), generation_(other.generation_), broken_(other.broken_) {
       other.pool_ = nullptr;
     }
     Lease& operator=(Lease&&) = delete;
     ~Lease() {
-      if (pool_ != nullptr) pool_->give_back(handle_, broken_);
+      if (pool_ != nullptr) pool_->give_back(handle_, generation_, broken_);
     }
     CK_SESSION_HANDLE handle() const { return handle_; }
     /// The session is unusable (CKR_SESSION_HANDLE_INVALID...): close it instead of pooling it.
@@ -40,6 +42,7 @@ class SessionPool {
    private:
     SessionPool* pool_;
     CK_SESSION_HANDLE handle_;
+    unsigned long generation_;
     bool broken_ = false;
   };
 
@@ -48,9 +51,12 @@ class SessionPool {
   unsigned max_sessions() const { return max_sessions_; }
   /// Sessions currently open (idle + borrowed).
   unsigned open_sessions() const;
+  /// Drops every session: idle ones are closed now, borrowed ones when they come back (a lost session,
+  /// a re-initialised module or a removed token leaves all of them dead: none may be handed out again).
+  void flush();
 
  private:
-  void give_back(CK_SESSION_HANDLE handle, bool broken);
+  void give_back(CK_SESSION_HANDLE handle, unsigned long generation, bool broken);
 
   CK_FUNCTION_LIST* f_;
   CK_SLOT_ID slot_;
@@ -60,6 +66,7 @@ class SessionPool {
   std::condition_variable available_;
   std::vector<CK_SESSION_HANDLE> idle_;
   unsigned open_ = 0;
+  unsigned long generation_ = 0;  ///< bumped by flush(); leases of older generations are closed on return
 };
 
 }  // namespace orgproxy::keystore

@@ -1,7 +1,9 @@
 #include "token.hpp"
 
+#include <algorithm>
 #include <map>
 
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include "orgproxy/keystore/keystore.hpp"
@@ -18,20 +20,20 @@ bool is_pin_refusal(CK_RV rv) {
          rv == CKR_PIN_EXPIRED;
 }
 
-bool is_device_loss(CK_RV rv) {
-  return rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_DEVICE_ERROR;
-}
-
 }  // namespace
 
-Token::Token(std::shared_ptr<Module> module, CK_SLOT_ID slot, const CK_TOKEN_INFO& info, unsigned max_sessions)
-    : module_(std::move(module)),
+Token::Token(std::shared_ptr<Module> module, CK_SLOT_ID slot, const CK_TOKEN_INFO& info, unsigned max_sessions,
+             std::shared_ptr<StatsRecorder> stats, ReprobePolicy reprobe)
+    : stats_(std::move(stats)),
+      reprobe_policy_(reprobe),
+      module_(std::move(module)),
       slot_(slot),
       info_(info),
       label_(trim_padded(info.label, sizeof info.label)),
       serial_(trim_padded(info.serialNumber, sizeof info.serialNumber)),
       display_(make_display(label_, serial_, *module_)),
       pool_(module_->f(), slot, max_sessions, display_) {
+  seen_module_epoch_ = module_->session_epoch();
   check_ck(module_->f()->C_OpenSession(slot_, CKF_SERIAL_SESSION, nullptr, nullptr, &anchor_), display_,
            "C_OpenSession");
   CK_ULONG count = 0;
@@ -43,6 +45,13 @@ Token::Token(std::shared_ptr<Module> module, CK_SLOT_ID slot, const CK_TOKEN_INF
 }
 
 Token::~Token() {
+  {
+    std::lock_guard lock(reprobe_mutex_);
+    stopping_ = true;
+  }
+  reprobe_cv_.notify_all();
+  if (reprobe_thread_.joinable()) reprobe_thread_.join();
+  OPENSSL_cleanse(pin_.data(), pin_.size());
   // Closing our own sessions; never C_Logout/C_CloseAllSessions, which would also end the sessions of any
   // other user of the module in this process.
   if (anchor_ != CK_INVALID_HANDLE) module_->f()->C_CloseSession(anchor_);
@@ -56,21 +65,39 @@ void Token::login(const std::string& pin) {
     logged_in_ = true;
     return;
   }
-  CK_RV rv = module_->f()->C_Login(anchor_, CKU_USER,
-                                   reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(pin.data())), pin.size());
-  if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+  pin_ = pin;
+  CK_RV rv = login_locked(anchor_);
+  if (rv == CKR_OK) {
     logged_in_ = true;
-    spdlog::info("keystore: logged in to {}", display_);
     return;
+  }
+  OPENSSL_cleanse(pin_.data(), pin_.size());
+  pin_.clear();
+  throw KeystoreError(login_failure_.empty() ? display_ + ": login refused: " + ckr_name(rv) : login_failure_, rv);
+}
+
+CK_RV Token::login_locked(CK_SESSION_HANDLE session) {
+  CK_RV rv = module_->f()->C_Login(session, CKU_USER,
+                                   reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<char*>(pin_.data())), pin_.size());
+  if (rv == CKR_USER_ALREADY_LOGGED_IN) {
+    // Another session of this process (or the host waking up: python-pkcs11#61) kept the login: success.
+    stats_->record_recovery("already_logged_in");
+    rv = CKR_OK;
+  }
+  if (rv == CKR_OK) {
+    spdlog::info("keystore: logged in to {}", display_);
+    return rv;
   }
   std::string message = display_ + ": login refused: " + ckr_name(rv);
   if (is_pin_refusal(rv)) {
     message += " (the PIN is wrong or locked; not retried, to avoid locking the token)";
     login_failure_ = message;
     login_failure_rv_ = rv;
+    // A token we cannot log in to cannot sign: its identities answer 503 until a restart with a good PIN.
+    usable_.store(false, std::memory_order_release);
   }
   spdlog::error("keystore: {}", message);
-  throw KeystoreError(message, rv);
+  return rv;
 }
 
 std::vector<TokenKeyObject> Token::index_private_keys() {
@@ -121,23 +148,254 @@ std::vector<TokenKeyObject> Token::index_private_keys() {
   return keys;
 }
 
-std::vector<unsigned char> Token::sign(CK_OBJECT_HANDLE key, CK_MECHANISM& mechanism, const unsigned char* data,
+Token::Fault Token::classify(CK_RV rv) {
+  switch (rv) {
+    case CKR_SESSION_HANDLE_INVALID:
+    case CKR_SESSION_CLOSED:
+      return Fault::session_lost;
+    case CKR_USER_NOT_LOGGED_IN:
+      return Fault::login_lost;
+    case CKR_DEVICE_ERROR:
+      return Fault::device_error;
+    case CKR_KEY_HANDLE_INVALID:
+    case CKR_OBJECT_HANDLE_INVALID:
+      return Fault::key_handle;
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_DEVICE_REMOVED:
+      return Fault::absent;
+    default:
+      return Fault::none;
+  }
+}
+
+const char* Token::reason_name(Fault fault) {
+  switch (fault) {
+    case Fault::session_lost: return "session_lost";
+    case Fault::login_lost: return "login_lost";
+    case Fault::device_error: return "device_error";
+    case Fault::key_handle: return "key_handle_invalid";
+    case Fault::absent: return "token_absent";
+    case Fault::none: break;
+  }
+  return "none";
+}
+
+std::vector<unsigned char> Token::sign(KeyRef& key, CK_MECHANISM& mechanism, const unsigned char* data,
                                        size_t length, size_t max_signature) {
-  CK_FUNCTION_LIST* f = module_->f();
-  auto lease = pool_.borrow();
-  auto fail = [&](CK_RV rv, const char* call) {
-    if (rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED || is_device_loss(rv)) lease.mark_broken();
-    if (is_device_loss(rv)) usable_.store(false, std::memory_order_relaxed);
-    throw KeystoreError(display_ + ": " + call + " failed: " + ckr_name(rv), rv);
+  const auto start = std::chrono::steady_clock::now();
+  auto fail = [&](CK_RV rv, const std::string& what) -> std::vector<unsigned char> {
+    stats_->record_sign_error(ckr_name(rv));
+    throw KeystoreError(display_ + ": " + what, rv);
   };
-  CK_RV rv = f->C_SignInit(lease.handle(), &mechanism, key);
-  if (rv != CKR_OK) fail(rv, "C_SignInit");
-  std::vector<unsigned char> signature(max_signature);
-  CK_ULONG signature_length = signature.size();
-  rv = f->C_Sign(lease.handle(), const_cast<unsigned char*>(data), length, signature.data(), &signature_length);
-  if (rv != CKR_OK) fail(rv, "C_Sign");  // C_Sign ends the operation on any error but CKR_BUFFER_TOO_SMALL
-  signature.resize(signature_length);
-  return signature;
+  if (!usable()) {
+    // Fast failure while absent: no module call, no wait (the daemon answers 503 identity_unavailable).
+    return fail(CKR_TOKEN_NOT_PRESENT, "token unavailable (absent, failing or PIN refused)");
+  }
+  if (module_->session_epoch() != seen_module_epoch_.load(std::memory_order_acquire)) resync_with_module();
+  for (int attempt = 0;; ++attempt) {
+    const std::uint64_t seen_epoch = epoch();
+    std::vector<unsigned char> signature(max_signature);
+    const char* call = "C_OpenSession";
+    CK_RV rv;
+    try {
+      rv = try_sign(key, mechanism, data, length, signature, call);
+    } catch (const KeystoreError& e) {  // the pool could not open a session
+      rv = e.ckr() != 0 ? e.ckr() : CKR_GENERAL_ERROR;
+    }
+    if (rv == CKR_OK) {
+      stats_->record_sign(std::chrono::steady_clock::now() - start);
+      return signature;
+    }
+    const Fault fault = classify(rv);
+    const std::string what = std::string(call) + " failed: " + ckr_name(rv);
+    if (fault == Fault::absent) {
+      mark_absent(rv);
+      return fail(rv, what);
+    }
+    if (fault == Fault::none || attempt > 0) return fail(rv, what);
+    if (CK_RV stop = recover(fault, rv, seen_epoch); stop != CKR_OK)
+      return fail(stop, what + "; recovery failed: " + ckr_name(stop));
+  }
+}
+
+CK_RV Token::try_sign(KeyRef& key, CK_MECHANISM& mechanism, const unsigned char* data, size_t length,
+                      std::vector<unsigned char>& signature, const char*& call) {
+  CK_FUNCTION_LIST* f = module_->f();
+  call = "C_OpenSession";
+  auto lease = pool_.borrow();
+  const std::uint64_t current = epoch();
+  CK_RV rv = CKR_OK;
+  if (key.epoch.load(std::memory_order_acquire) != current) {
+    call = "C_FindObjects (key lookup)";
+    rv = resolve_key(key, lease.handle(), current);
+  }
+  if (rv == CKR_OK) {
+    call = "C_SignInit";
+    rv = f->C_SignInit(lease.handle(), &mechanism, key.handle.load(std::memory_order_acquire));
+  }
+  if (rv == CKR_OK) {
+    call = "C_Sign";
+    CK_ULONG signature_length = signature.size();
+    // C_Sign ends the operation on any error but CKR_BUFFER_TOO_SMALL, which max_signature rules out.
+    rv = f->C_Sign(lease.handle(), const_cast<unsigned char*>(data), length, signature.data(), &signature_length);
+    if (rv == CKR_OK) signature.resize(signature_length);
+  }
+  const Fault fault = classify(rv);
+  if (fault == Fault::session_lost || fault == Fault::device_error || fault == Fault::absent) lease.mark_broken();
+  return rv;
+}
+
+CK_RV Token::resolve_key(KeyRef& key, CK_SESSION_HANDLE session, std::uint64_t epoch) {
+  CK_FUNCTION_LIST* f = module_->f();
+  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+  std::vector<CK_ATTRIBUTE> tmpl{{CKA_CLASS, &cls, sizeof cls},
+                                 {CKA_ID, const_cast<char*>(key.id.data()), key.id.size()}};
+  if (!key.label.empty()) tmpl.push_back({CKA_LABEL, const_cast<char*>(key.label.data()), key.label.size()});
+  CK_RV rv = f->C_FindObjectsInit(session, tmpl.data(), tmpl.size());
+  if (rv != CKR_OK) return rv;
+  CK_OBJECT_HANDLE found[2];
+  CK_ULONG count = 0;
+  rv = f->C_FindObjects(session, found, 2, &count);
+  f->C_FindObjectsFinal(session);
+  if (rv != CKR_OK) return rv;
+  if (count != 1) {
+    spdlog::error("keystore: {}: {} private keys found again for a loaded key (CKA_ID of {} bytes)", display_,
+                  count, key.id.size());
+    return CKR_KEY_HANDLE_INVALID;
+  }
+  key.handle.store(found[0], std::memory_order_release);
+  key.epoch.store(epoch, std::memory_order_release);
+  return CKR_OK;
+}
+
+CK_RV Token::recover(Fault fault, CK_RV cause, std::uint64_t seen_epoch) {
+  std::lock_guard lock(login_mutex_);
+  if (epoch() != seen_epoch) return CKR_OK;  // another thread recovered from the same fault meanwhile
+  if (!usable()) return login_failure_.empty() ? CKR_TOKEN_NOT_PRESENT : login_failure_rv_;
+  stats_->record_recovery(reason_name(fault));
+  spdlog::warn("keystore: {}: {} ({}): recovering (new session, login checked, key looked up again), then one "
+               "retry",
+               display_, reason_name(fault), ckr_name(cause));
+  // These faults kill every session of the token (a restarted PKCS#11 daemon, a re-initialised module): no
+  // pooled session may be handed out again. A lost login or a stale key handle leaves the sessions usable.
+  if (fault == Fault::session_lost || fault == Fault::device_error) {
+    pool_.flush();
+    module_->bump_session_epoch();
+    seen_module_epoch_.store(module_->session_epoch(), std::memory_order_release);
+  }
+  CK_RV rv = ensure_logged_in_locked();
+  if (rv != CKR_OK) {
+    if (classify(rv) == Fault::absent || classify(rv) == Fault::device_error) {
+      // The token does not answer: treat it as absent (fast failures, background re-probe).
+      mark_absent(rv);
+    }
+    return rv;
+  }
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  return CKR_OK;
+}
+
+CK_RV Token::ensure_logged_in_locked() {
+  if (!login_failure_.empty()) return login_failure_rv_;
+  CK_FUNCTION_LIST* f = module_->f();
+  CK_SESSION_INFO session_info{};
+  CK_RV rv = anchor_ != CK_INVALID_HANDLE ? f->C_GetSessionInfo(anchor_, &session_info) : CKR_SESSION_HANDLE_INVALID;
+  // After a module re-initialisation, the handle may now name another slot's session: not ours any more.
+  if (rv == CKR_OK && session_info.slotID != slot_) {
+    anchor_ = CK_INVALID_HANDLE;
+    rv = CKR_SESSION_HANDLE_INVALID;
+  }
+  if (rv != CKR_OK) {
+    // The anchor died with the others; a new one carries the login from now on.
+    if (anchor_ != CK_INVALID_HANDLE) f->C_CloseSession(anchor_);
+    anchor_ = CK_INVALID_HANDLE;
+    rv = f->C_OpenSession(slot_, CKF_SERIAL_SESSION, nullptr, nullptr, &anchor_);
+    if (rv != CKR_OK) {
+      anchor_ = CK_INVALID_HANDLE;
+      return rv;
+    }
+    rv = f->C_GetSessionInfo(anchor_, &session_info);
+    if (rv != CKR_OK) return rv;
+  }
+  if (!logged_in_ || !(info_.flags & CKF_LOGIN_REQUIRED)) return CKR_OK;  // nothing of ours to restore
+  if (session_info.state == CKS_RO_USER_FUNCTIONS || session_info.state == CKS_RW_USER_FUNCTIONS) return CKR_OK;
+  return login_locked(anchor_);
+}
+
+void Token::resync_with_module() {
+  std::lock_guard lock(login_mutex_);
+  const std::uint64_t module_epoch = module_->session_epoch();
+  if (module_epoch == seen_module_epoch_.load(std::memory_order_acquire)) return;  // done by another thread
+  seen_module_epoch_.store(module_epoch, std::memory_order_release);
+  if (!usable()) return;
+  stats_->record_recovery("session_lost");
+  spdlog::warn("keystore: {}: another token of the module lost its sessions; dropping ours and checking the login",
+               display_);
+  pool_.flush();
+  CK_RV rv = ensure_logged_in_locked();
+  if (rv != CKR_OK) {
+    if (classify(rv) == Fault::absent || classify(rv) == Fault::device_error) mark_absent(rv);
+    return;
+  }
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+void Token::mark_absent(CK_RV cause) {
+  if (!usable_.exchange(false, std::memory_order_acq_rel)) return;  // already known
+  stats_->record_recovery("token_absent");
+  spdlog::error("keystore: {}: {}: token marked unavailable; its identities answer 503 until a re-probe finds it",
+                display_, ckr_name(cause));
+  start_reprobe();
+}
+
+void Token::start_reprobe() {
+  std::lock_guard lock(reprobe_mutex_);
+  if (reprobe_running_ || stopping_) return;
+  if (reprobe_thread_.joinable()) reprobe_thread_.join();  // the previous prober has finished its loop
+  reprobe_running_ = true;
+  reprobe_thread_ = std::thread([this] { reprobe_loop(); });
+}
+
+void Token::reprobe_loop() {
+  auto delay = reprobe_policy_.initial;
+  std::unique_lock lock(reprobe_mutex_);
+  for (;;) {
+    if (reprobe_cv_.wait_for(lock, delay, [&] { return stopping_; })) break;
+    lock.unlock();
+    const bool done = probe_once();
+    lock.lock();
+    if (done) break;
+    delay = std::min(delay * 2, reprobe_policy_.max);
+  }
+  reprobe_running_ = false;
+}
+
+bool Token::probe_once() {
+  std::lock_guard lock(login_mutex_);
+  CK_TOKEN_INFO info{};
+  CK_RV rv = module_->f()->C_GetTokenInfo(slot_, &info);
+  if (rv != CKR_OK) {
+    spdlog::debug("keystore: {}: still unavailable ({})", display_, ckr_name(rv));
+    return false;
+  }
+  if (trim_padded(info.serialNumber, sizeof info.serialNumber) != serial_) {
+    spdlog::error("keystore: {}: the slot now holds another token (serial {}); waiting for ours", display_,
+                  trim_padded(info.serialNumber, sizeof info.serialNumber));
+    return false;
+  }
+  pool_.flush();  // sessions of before the removal are dead
+  if (anchor_ != CK_INVALID_HANDLE) module_->f()->C_CloseSession(anchor_);
+  anchor_ = CK_INVALID_HANDLE;
+  rv = ensure_logged_in_locked();
+  if (rv != CKR_OK) {
+    // A refused PIN stops the probing for good (it is never tried again); anything else: probe later.
+    return !login_failure_.empty();
+  }
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  usable_.store(true, std::memory_order_release);
+  stats_->record_recovery("token_returned");
+  spdlog::warn("keystore: {}: token back; its identities are usable again", display_);
+  return true;
 }
 
 }  // namespace orgproxy::keystore

@@ -1,5 +1,6 @@
 #include "orgproxy/testkit/nginx_upstream.hpp"
 
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -96,13 +97,18 @@ std::string nginx_config_text(const std::filesystem::path& dir, const std::vecto
       << "  fastcgi_temp_path " << d << "/tmp/fastcgi;\n"
       << "  uwsgi_temp_path " << d << "/tmp/uwsgi;\n"
       << "  scgi_temp_path " << d << "/tmp/scgi;\n"
-      << "  client_max_body_size 0;\n"
-      << "  client_body_buffer_size 1m;\n"  // large DMP bodies are accepted (and discarded)
+      << "  client_max_body_size 0;\n"  // large DMP bodies are accepted (and discarded)
+      << "  client_body_buffer_size 1m;\n"
       << "  keepalive_timeout 75s;\n"
       << "  keepalive_requests 100000;\n";
   // The responder: plain HTTP on a unix socket inside `dir`, reached only by the TLS servers below.
   const std::string responder = d + "/responder.sock";
+  if (responder.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    throw std::invalid_argument("nginx_config_text: unix socket path too long (" + responder +
+                                "); use a shorter TMPDIR");
+  }
   out << "  server {\n    listen unix:" << responder << ";\n"
+      << "    access_log off;\n"
       << "    location / { return 200 \"$http_x_endpoint ok\\n\"; }\n  }\n";
   for (const auto& s : servers) write_server(out, s, responder);
   out << "}\n";

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -40,6 +42,29 @@ struct KeystoreOptions {
   bool allow_key_files = false;  ///< PEM key files accepted instead of pkcs11: URIs (warning)
   bool allow_extractable = false;
   unsigned max_concurrent_signs = 0;  ///< per token; 0 = std::thread::hardware_concurrency()
+  /// Re-probe of an absent token (CKR_TOKEN_NOT_PRESENT / CKR_DEVICE_REMOVED): first delay, doubled after each
+  /// failed probe up to `reprobe_max`. Each probe is one C_GetTokenInfo; login is tried only once the token
+  /// answers, and never again after the token refused the PIN.
+  std::chrono::milliseconds reprobe_initial{250};
+  std::chrono::milliseconds reprobe_max{5000};
+};
+
+/// A snapshot of the keystore's PKCS#11 activity, for metrics (`keystore_recoveries{reason}`,
+/// `keystore_sign_seconds`, `keystore_sign_errors{ckr}`). Counters only grow while the keystore lives.
+struct KeystoreStats {
+  std::uint64_t signs = 0;        ///< signatures made (a recovered sign counts once)
+  double sign_seconds_sum = 0.0;  ///< their total duration, seconds (C_SignInit to C_Sign, recovery included)
+  /// Histogram of sign durations: `sign_seconds_buckets[i]` counts signs taking <= `sign_seconds_bounds[i]`
+  /// seconds (cumulative, Prometheus style); the last bucket is +Inf and equals `signs`.
+  std::vector<double> sign_seconds_bounds;
+  std::vector<std::uint64_t> sign_seconds_buckets;
+  /// Signs that failed (after the one retry), by CKR name ("CKR_TOKEN_NOT_PRESENT"...).
+  std::map<std::string, std::uint64_t> sign_errors;
+  /// Recoveries by reason: "session_lost" (CKR_SESSION_HANDLE_INVALID/CLOSED), "login_lost"
+  /// (CKR_USER_NOT_LOGGED_IN), "device_error", "key_handle_invalid", "token_absent" (token marked unusable),
+  /// "token_returned" (a re-probe brought it back), "already_logged_in" (C_Login answered
+  /// CKR_USER_ALREADY_LOGGED_IN, taken as success).
+  std::map<std::string, std::uint64_t> recoveries;
 };
 
 /// What to load: one certificate chain file and the reference of its private key.
@@ -110,7 +135,17 @@ class Keystore {
   /// CKA_SENSITIVE and not CKA_EXTRACTABLE (unless allowed), INSi CN rule, validity dates.
   /// Never throws for a bad identity: it comes back with `error` set.
   virtual std::vector<IdentityLoad> load_identities(const std::vector<IdentitySpec>& specs) = 0;
+
+  /// Counters since open() (cheap: a few atomic loads and two small maps copied under a lock).
+  virtual KeystoreStats stats() const = 0;
 };
+
+/// Renewal overlap: among loaded identities of one (tenant, purpose), the one to present now: usable
+/// (token present), valid at `now` (notBefore <= now < notAfter), and of those the newest by notBefore
+/// (ties: the later notAfter). Null entries are ignored.
+/// Returns null when none qualifies. The daemon logs the switch when the choice changes between calls.
+IdentityPtr select_current_identity(const std::vector<IdentityPtr>& candidates,
+                                    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 /// Builds an SSL_CTX (client, in the keystore's libctx) presenting `identity` (leaf + intermediates,
 /// token-held key) and trusting only `options.ca_file`, with SSL_VERIFY_PEER and the version bounds.

@@ -39,7 +39,10 @@ struct NginxServerOptions {
 /// X-Tls-Protocol, X-Seen-Host, X-Seen-Uri, X-Up-Conn ($connection), X-Up-Conn-Req ($connection_requests)
 /// and X-Endpoint headers and a short text body. `master_process` false runs one process (the default for
 /// tests: simpler to stop, and no privilege switch when run as root).
-/// Ports must be set (non-zero). Used by NginxUpstream and by the demo set-up.
+/// Answers come from a plain-HTTP responder on the unix socket `dir`/responder.sock, which nginx reaches only
+/// after reading the whole request body (as real services answer after the request, never in the middle).
+/// Ports must be set (non-zero). Throws std::invalid_argument for a port of 0 or a `dir` too long for a unix
+/// socket path. Used by NginxUpstream and by the demo set-up.
 std::string nginx_config_text(const std::filesystem::path& dir, const std::vector<NginxServerOptions>& servers,
                               bool master_process = false);
 
