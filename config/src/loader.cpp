@@ -8,8 +8,10 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <unordered_set>
 
 #include "net.hpp"
+#include "orgproxy/config/identifiers.hpp"
 #include "orgproxy/config/load.hpp"
 #include "sections.hpp"
 
@@ -219,6 +221,12 @@ void check_references(ParseState& s) {
   std::vector<std::string_view> upstream_names, tenant_ids;
   for (const auto& [name, u] : s.config.upstreams) upstream_names.push_back(name);
   for (const auto& t : s.config.tenants) tenant_ids.push_back(t.id);
+  // A group may list every site of the group: thousands of references, each looked up once.
+  const std::unordered_set<std::string_view> tenant_set(tenant_ids.begin(), tenant_ids.end());
+  // A "did you mean" scans every id; past a few dozen unknown ids the file is wrong wholesale and the
+  // suggestions would cost more than they help.
+  constexpr std::size_t kMaxSuggestions = 32;
+  std::size_t suggestions = 0;
   for (const Reference& r : s.references) {
     if (r.kind == Reference::Kind::upstream) {
       if (!s.config.upstreams.count(r.name))
@@ -233,13 +241,16 @@ void check_references(ParseState& s) {
                       r.what + ": no tenant group named '" + r.name + "'" +
                           (groups.empty() ? std::string(" (no tenant_groups are configured)") : hint(r.name, groups)));
       }
-    } else if (std::find(tenant_ids.begin(), tenant_ids.end(), r.name) == tenant_ids.end()) {
-      s.diags.error(r.mark,
-                    r.what + ": no tenant with id '" + r.name + "'" +
-                        (tenant_ids.empty() ? std::string(" (no tenant is configured)")
-                                            : (closest(r.name, tenant_ids).empty()
-                                                   ? std::string()
-                                                   : " (did you mean '" + closest(r.name, tenant_ids) + "'?)")));
+    } else if (!tenant_set.count(r.name)) {
+      // Where an id is written, a bare SIRET or RPPS gets the same full-form message as in `tenants`.
+      const StructureIdCheck check = check_structure_id(r.name);
+      std::string why;
+      if (tenant_ids.empty())
+        why = " (no tenant is configured)";
+      else if (suggestions++ < kMaxSuggestions)
+        if (auto c = closest(r.name, tenant_ids); !c.empty()) why = " (did you mean '" + c + "'?)";
+      if (!check.ok) why += "; " + check.error;
+      s.diags.error(r.mark, r.what + ": no tenant with id '" + r.name + "'" + why);
     }
   }
 }
@@ -289,8 +300,9 @@ void check_pin_source(ParseState& s) {
       for (const IdentityRef& ref : refs)
         if (ref.key.starts_with("pkcs11:") && ref.key.find("pin-source=") == std::string::npos &&
             ref.key.find("pin-value=") == std::string::npos) {
-          s.diags.warning(ref.mark, "tenant '" + t.id + "': key URIs give no PIN and pkcs11.pin_file is not set: "
-                                    "logging in to the token will fail unless it needs no login");
+          s.diags.warning(ref.mark, "tenant '" + t.id +
+                                        "': key URIs give no PIN and pkcs11.pin_file is not set: "
+                                        "logging in to the token will fail unless it needs no login");
           return;
         }
 }

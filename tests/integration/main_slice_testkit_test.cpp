@@ -1,7 +1,11 @@
 // The test kit's own behaviour against the real parts it drives (nginx, curl, OpenSSL): the main-slice
 // tests trust these fixtures, so each is shown to report what really happened, with a negative case.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <set>
@@ -284,4 +288,68 @@ TEST(SiteWorldTest, three_sites_get_token_keys_and_certificates_named_by_their_i
   EXPECT_THROW(world.site("310000000000000"), std::out_of_range);
   const auto yaml = world.base_config().yaml();
   for (const auto& site : world.sites()) EXPECT_NE(yaml.find("id: \"" + site.spec.id + "\""), std::string::npos);
+}
+
+// A one-shot plain HTTP server: answers one request with `response`, then closes if `close_after`.
+class OneShotServer {
+ public:
+  OneShotServer(std::string response, bool close_after) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd_, 4) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      throw std::runtime_error("OneShotServer: cannot listen");
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, response = std::move(response), close_after] {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string request;
+      char buf[4096];
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        request.append(buf, static_cast<std::size_t>(n));
+      }
+      (void)!::write(c, response.data(), response.size());
+      if (!close_after) ::read(c, buf, sizeof buf);  // holds the connection until the client leaves
+      ::close(c);
+    });
+  }
+  ~OneShotServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+TEST(HttpClientTest, reads_a_response_and_sees_the_server_close) {
+  OneShotServer server("HTTP/1.1 400 Bad Request\r\nX-Orgproxy-Error: bad_request\r\nConnection: close\r\n"
+                       "Content-Length: 3\r\n\r\nbad",
+                       /*close_after=*/true);
+  tk::HttpClient client("127.0.0.1", server.port());
+  auto r = client.request({"POST", "/dmp", {{"X-Orgproxy-Tenant", std::string(tk::kSiteA)}}, "abc"});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.header("x-orgproxy-error"), "bad_request");  // case-insensitive lookup
+  EXPECT_EQ(r.body, "bad");
+  EXPECT_FALSE(r.keep_alive);
+  EXPECT_TRUE(client.closed_by_peer());
+}
+
+TEST(HttpClientTest, open_keepalive_connection_is_not_reported_closed) {
+  OneShotServer server("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", /*close_after=*/false);
+  tk::HttpClient client("127.0.0.1", server.port());
+  auto r = client.request({"GET", "/", {}, ""});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.keep_alive);
+  EXPECT_FALSE(client.closed_by_peer(std::chrono::milliseconds(300)));
 }

@@ -1,6 +1,7 @@
 // The validated, immutable configuration snapshot of orgproxy.
 // Parsing YAML into this model lives in load.hpp; nothing here opens a socket or touches crypto.
-// Schema reference: config/SCHEMA.md (kept current with every change).
+// Schema reference: config/SCHEMA.md (kept current with every change). Every model type compares
+// member-wise (defaulted operator==, source marks included).
 #pragma once
 
 #include <array>
@@ -25,6 +26,7 @@ struct SourceMark {
   int column = 0;
   /// "file:line:col", the prefix of every diagnostic.
   std::string str() const;
+  bool operator==(const SourceMark&) const = default;
 };
 
 /// What an identity is used for (DOMAIN.md: one site has several identities, chosen by service).
@@ -53,6 +55,7 @@ struct IpNetwork {
   /// True when `address` (4 bytes for IPv4, 16 for IPv6, network order) lies in this network. An
   /// IPv4-mapped IPv6 address (::ffff:a.b.c.d) matches IPv4 networks, as a dual-stack socket reports it.
   bool contains(std::span<const std::uint8_t> address) const;
+  bool operator==(const IpNetwork&) const = default;
 };
 
 /// One certificate (chain file: leaf first, then intermediates) + the reference of its private key.
@@ -60,6 +63,7 @@ struct IdentityRef {
   std::string cert_file;  ///< PEM file, leaf then intermediates
   std::string key;        ///< RFC 7512 `pkcs11:` URI (a PEM key file only with allow_key_files)
   SourceMark mark;
+  bool operator==(const IdentityRef&) const = default;
 };
 
 /// One practice site. `id` is the full national structure identifier (type digit + identifier), kept as
@@ -74,6 +78,7 @@ struct Tenant {
   /// Identities by purpose; several per purpose allowed (renewal overlap: newest valid one wins).
   std::map<Purpose, std::vector<IdentityRef>> identities;
   SourceMark mark;
+  bool operator==(const Tenant&) const = default;
 };
 
 /// Egress HTTP CONNECT proxy an upstream is reached through.
@@ -83,6 +88,7 @@ struct UpstreamProxy {
   std::uint16_t port = 80;
   std::string credentials_file;  ///< "user:password" for Proxy-Authorization Basic ("" = none)
   SourceMark mark;
+  bool operator==(const UpstreamProxy&) const = default;
 };
 
 /// A named national endpoint, reached over mutual TLS.
@@ -105,6 +111,7 @@ struct Upstream {
   std::size_t max_idle_per_key = 32;   ///< idle pooled connections per (tenant, identity, upstream), per worker
   std::optional<UpstreamProxy> proxy;  ///< reach the upstream through this CONNECT proxy
   SourceMark mark;
+  bool operator==(const Upstream&) const = default;
 };
 
 /// Downstream path prefix (segment-boundary match, longest wins) → upstream.
@@ -114,6 +121,7 @@ struct Route {
   std::string upstream;  ///< key into Config::upstreams
   std::uint64_t max_body_bytes = 256ull * 1024 * 1024;
   SourceMark mark;
+  bool operator==(const Route&) const = default;
 };
 
 /// How a listener learns the tenant of a request (DESIGN.md "Selector").
@@ -126,6 +134,7 @@ struct SourceTenantRule {
   IpNetwork network;
   std::string tenant;
   SourceMark mark;
+  bool operator==(const SourceTenantRule&) const = default;
 };
 
 /// `client_cert` selector rule: a downstream client certificate, by SHA-256 fingerprint or by subject OU,
@@ -135,6 +144,7 @@ struct ClientCertTenantRule {
   std::string value;  ///< lower-case hex without ':' (sha256) or the exact OU text
   std::string tenant;
   SourceMark mark;
+  bool operator==(const ClientCertTenantRule&) const = default;
 };
 
 /// Downstream TLS on a listener (RIS → orgproxy).
@@ -144,6 +154,7 @@ struct ListenerTls {
   std::string client_ca_file;  ///< CAs that sign client certificates ("" = client certificates not requested)
   bool require_client_cert = false;
   SourceMark mark;
+  bool operator==(const ListenerTls&) const = default;
 };
 
 /// A downstream listening socket (RIS → orgproxy): where it binds, how it selects the tenant, its limits.
@@ -170,6 +181,7 @@ struct Listener {
   /// The `source` rule for a peer address (4 or 16 bytes, network order; IPv4-mapped IPv6 matches IPv4
   /// rules), the longest matching prefix winning; nullptr when none matches.
   const SourceTenantRule* source_rule_for(std::span<const std::uint8_t> address) const;
+  bool operator==(const Listener&) const = default;
 };
 
 /// A PKCS#11 module to load (SoftHSMv2, an HSM vendor's library, or a p11-kit registered module).
@@ -177,6 +189,7 @@ struct Pkcs11Module {
   std::string name;  ///< p11-kit registered module name, or a local name when `path` is set
   std::string path;  ///< shared object path ("" = find the registered module by name)
   SourceMark mark;
+  bool operator==(const Pkcs11Module&) const = default;
 };
 
 /// The `pkcs11` section: modules, PIN source and what key references are accepted.
@@ -188,6 +201,7 @@ struct Pkcs11Settings {
   bool allow_extractable_keys = false;
   unsigned max_concurrent_signs = 0;  ///< per token; 0 = number of worker threads
   SourceMark mark;
+  bool operator==(const Pkcs11Settings&) const = default;
 };
 
 /// The `settings` section: process-wide behaviour.
@@ -196,6 +210,7 @@ struct Settings {
   bool require_all_identities = false;
   std::string log_level = "info";
   std::chrono::milliseconds shutdown_grace{10000};
+  bool operator==(const Settings&) const = default;
 };
 
 /// Who may act for which tenants and upstreams (DESIGN.md "Client"). A request's client is the first rule
@@ -222,6 +237,7 @@ struct Client {
   bool allows_tenant(std::string_view id) const;
   /// May this client reach upstream `name`?
   bool allows_upstream(std::string_view name) const;
+  bool operator==(const Client&) const = default;
 };
 
 /// The admin endpoint (metrics, health, identity listing).
@@ -230,6 +246,7 @@ struct AdminListener {
   std::uint16_t port = 0;
   std::vector<std::string> bearer_sha256;  ///< accepted tokens, as lower-case hex SHA-256
   SourceMark mark;
+  bool operator==(const AdminListener&) const = default;
 };
 
 /// Where the access log goes.
@@ -237,6 +254,7 @@ struct LoggingSettings {
   std::string access_log = "stdout";  ///< "stdout" or a file path
   std::uint64_t rotate_size = 0;      ///< rotate the file at this size; 0 = never (file only)
   unsigned rotate_count = 0;          ///< rotated files kept
+  bool operator==(const LoggingSettings&) const = default;
 };
 
 /// The whole validated configuration. Immutable once built; shared by pointer between threads.
@@ -266,6 +284,9 @@ struct Config {
   /// Called once after construction by the loader: sorts `routes` (longest prefix first, host-bound
   /// before host-less) and builds the tenant index.
   void build_index();
+
+  /// Member-wise equality (source marks included), e.g. to tell whether a reload changes anything.
+  bool operator==(const Config&) const = default;
 
  private:
   /// Transparent hash so that find_tenant(string_view) does not allocate.
