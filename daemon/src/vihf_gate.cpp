@@ -96,13 +96,14 @@ asio::awaitable<VihfRead> read_vihf(Exchange& x, bool vihf_selector) {
     const bool whole_body = !chunked && length && raw.size() >= *length;
     Look l = look(content_type, raw, whole_body, chunked, max_bytes, scratch);
     if (!l.error.empty() && !l.need_more) {
+      if (!vihf_selector) co_return out;  // no readable envelope: nothing to check, the upstream judges
       out.error = ErrorCode::bad_request;
       out.detail = "SOAP request: " + l.error;
       co_return out;
     }
     if (!l.need_more) {
       if (l.scan.status == VihfScan::Status::found) x.vihf = std::move(l.scan.vihf);
-      if (l.scan.status == VihfScan::Status::malformed) {
+      if (l.scan.status == VihfScan::Status::malformed && (vihf_selector || l.scan.hostile)) {
         out.error = ErrorCode::bad_request;
         out.detail = std::move(l.scan.error);
       }

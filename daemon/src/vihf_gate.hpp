@@ -15,7 +15,9 @@ namespace orgproxy::daemon {
 /// What reading the VIHF of one request gave.
 struct VihfRead {
   bool abort = false;                 ///< the client went away or stalled: close without answering
-  ErrorCode error = ErrorCode::none;  ///< bad_request (malformed envelope), request_too_large (header too big)
+  /// bad_request: a hostile envelope (DTD, entity, VIHF given twice), or any unreadable one when the VIHF
+  /// selects the site; request_too_large: the SOAP header does not end within vihf_max_bytes.
+  ErrorCode error = ErrorCode::none;
   std::string detail;
 };
 

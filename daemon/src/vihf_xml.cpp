@@ -65,8 +65,8 @@ class Scanner {
   bool on_node() {
     const int type = xmlTextReaderNodeType(r_);
     const int depth = xmlTextReaderDepth(r_);
-    if (type == XML_READER_TYPE_DOCUMENT_TYPE) return fail("the message has a DTD (SOAP 1.2 forbids it)");
-    if (type == XML_READER_TYPE_ENTITY_REFERENCE) return fail("the message uses an entity reference");
+    if (type == XML_READER_TYPE_DOCUMENT_TYPE) return fail("the message has a DTD (SOAP 1.2 forbids it)", true);
+    if (type == XML_READER_TYPE_ENTITY_REFERENCE) return fail("the message uses an entity reference", true);
     if (type == XML_READER_TYPE_ELEMENT) return on_start(depth, xmlTextReaderIsEmptyElement(r_) == 1);
     if (type == XML_READER_TYPE_END_ELEMENT) return on_end(depth);
     if ((type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_CDATA ||
@@ -86,8 +86,9 @@ class Scanner {
     return sv(xmlTextReaderConstNamespaceUri(r_)) == ns && sv(xmlTextReaderConstLocalName(r_)) == local;
   }
 
-  bool fail(std::string why) {
+  bool fail(std::string why, bool hostile = false) {
     scan_.status = VihfScan::Status::malformed;
+    scan_.hostile = hostile;
     scan_.error = std::move(why) + " (line " + std::to_string(xmlTextReaderGetParserLineNumber(r_)) + ")";
     return false;
   }
@@ -114,7 +115,7 @@ class Scanner {
     if (!in_security_) return true;
     if (depth == 3) {
       if (is(kSaml2, "Assertion")) {
-        if (++assertions_ > 1) return fail("wsse:Security holds more than one SAML assertion");
+        if (++assertions_ > 1) return fail("wsse:Security holds more than one SAML assertion", true);
         if (!empty) assertion_depth_ = depth;
       }
       return true;
@@ -140,14 +141,14 @@ class Scanner {
         if (n == "Secteur_Activite") attribute_target_ = &scan_.vihf.sector;
         if (attribute_target_) {
           attribute_name_ = n;
-          if (seen_attribute(n)) return fail("the VIHF gives attribute " + std::string(n) + " twice");
+          if (seen_attribute(n)) return fail("the VIHF gives attribute " + std::string(n) + " twice", true);
           values_in_attribute_ = 0;
         }
       }
       return true;
     }
     if (rel == 3 && attribute_target_ && is(kSaml2, "AttributeValue")) {
-      if (++values_in_attribute_ > 1) return fail("the VIHF attribute " + attribute_name_ + " has two values");
+      if (++values_in_attribute_ > 1) return fail("the VIHF attribute " + attribute_name_ + " has two values", true);
       return begin(Capture::attribute_value, depth, empty, attribute_name_);
     }
     return true;
@@ -158,7 +159,7 @@ class Scanner {
                           : what == Capture::name_id ? &scan_.vihf.name_id
                                                      : attribute_target_;
     if (what != Capture::attribute_value) {
-      if (seen_attribute(label)) return fail("the VIHF gives " + label + " twice");
+      if (seen_attribute(label)) return fail("the VIHF gives " + label + " twice", true);
     }
     if (empty) return true;
     capture_ = what;
@@ -223,8 +224,6 @@ class Scanner {
   std::vector<std::string> seen_;
 };
 
-int last_line_of(std::string_view s) { return 1 + static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
-
 }  // namespace
 
 VihfScan scan_vihf(std::string_view xml, bool complete) {
@@ -263,8 +262,10 @@ VihfScan scan_vihf(std::string_view xml, bool complete) {
     out.error = "the SOAP envelope ends before its header does";
     return out;
   }
-  // A parse error. On a prefix, an error on its last line is where the bytes were cut: read more.
-  if (!complete && (sink.line == 0 || sink.line >= last_line_of(xml))) {
+  // A parse error. On a prefix it may only be where the bytes were cut (libxml2 does not say which, and
+  // reports some cuts at the line of the construct they interrupt): read more. A real fault is then
+  // reported once the envelope is complete, or the header does not end within vihf_max_bytes.
+  if (!complete) {
     out.status = VihfScan::Status::incomplete;
     return out;
   }

@@ -102,6 +102,7 @@ TEST(VihfExtract, a_dtd_or_an_entity_is_refused_and_nothing_is_fetched) {
   VihfScan s = scan_vihf(with_dtd, true);
   EXPECT_EQ(s.status, Status::malformed);
   EXPECT_NE(s.error.find("DTD"), std::string::npos) << s.error;
+  EXPECT_TRUE(s.hostile);
   // An entity reference without a DTD is an XML error, never text substituted.
   std::string entity = replace_once(xml, std::string(">") + kSiteA + "</saml:AttributeValue>", ">&site;</saml:AttributeValue>");
   EXPECT_EQ(scan_vihf(entity, true).status, Status::malformed);
@@ -129,6 +130,7 @@ TEST(VihfExtract, two_assertions_or_two_structures_are_refused) {
   VihfScan t = scan_vihf(two, true);
   EXPECT_EQ(t.status, Status::malformed);
   EXPECT_NE(t.error.find("more than one"), std::string::npos) << t.error;
+  EXPECT_TRUE(t.hostile);
 }
 
 TEST(VihfExtract, broken_xml_is_malformed_with_its_line_and_not_soap_is_refused) {
@@ -137,6 +139,7 @@ TEST(VihfExtract, broken_xml_is_malformed_with_its_line_and_not_soap_is_refused)
   VihfScan s = scan_vihf(broken, true);
   EXPECT_EQ(s.status, Status::malformed);
   EXPECT_NE(s.error.find("line"), std::string::npos) << s.error;
+  EXPECT_FALSE(s.hostile);  // plain bad XML: refused only where the VIHF selects the site
   EXPECT_EQ(scan_vihf("<x:Envelope xmlns:x=\"http://schemas.xmlsoap.org/soap/envelope/\"/>", true).status,
             Status::malformed);
 }
@@ -198,6 +201,30 @@ TEST(VihfIssuer, issuer_is_compared_as_an_x509_name_not_as_text) {
   EXPECT_FALSE(issuer_names_subject(rfc4514 + ",DC=example", subject.get()));
   EXPECT_FALSE(issuer_names_subject("not a DN", subject.get()));
   EXPECT_FALSE(issuer_names_subject("", subject.get()));
+}
+
+}  // namespace
+}  // namespace orgproxy::daemon
+
+namespace orgproxy::daemon {
+namespace {
+
+TEST(VihfExtract, chunked_sample_is_found_or_incomplete_at_every_cut_never_malformed) {
+  const std::string xml = testkit::load_sample("dmp-iti41-provide-and-register.xml", kSiteA);
+  std::string raw;
+  for (std::size_t at = 0; at < xml.size(); at += 333) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", std::min<std::size_t>(333, xml.size() - at));
+    raw += size + xml.substr(at, 333) + "\r\n";
+  }
+  raw += "0\r\n\r\n";
+  for (std::size_t cut = 0; cut <= raw.size(); cut += 7) {
+    std::string payload;
+    bool complete = false;
+    ASSERT_TRUE(dechunk_prefix(std::string_view(raw).substr(0, cut), 64 * 1024, payload, complete)) << cut;
+    VihfScan s = scan_vihf(payload, complete);
+    ASSERT_NE(s.status, VihfScan::Status::malformed) << "cut " << cut << ": " << s.error;
+  }
 }
 
 }  // namespace

@@ -32,6 +32,10 @@ struct VihfScan {
   Status status = Status::absent;
   Vihf vihf;
   std::string error;  ///< for `malformed`: what and where (line), never the document's content
+  /// For `malformed`: a DTD, an entity, or a VIHF given twice: a message built to read differently here
+  /// and at the DMP, refused even where the VIHF is only checked. (Plain bad XML, or XML that is no SOAP
+  /// 1.2 envelope, is the upstream's to judge unless the VIHF selects the site.)
+  bool hostile = false;
 };
 
 /// Reads the VIHF from `xml`, the SOAP 1.2 envelope or its first bytes (`complete` = false when more bytes
