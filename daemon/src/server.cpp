@@ -145,7 +145,7 @@ int Server::run(const std::filesystem::path& config_path) {
     spdlog::critical("start refused: {}", e.what());
     return 1;
   }
-  runtime_.store(rt);
+  runtime_.publish(rt);
 
   unsigned n = cfg->settings.workers ? cfg->settings.workers : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, runtime_));
@@ -165,7 +165,7 @@ int Server::run(const std::filesystem::path& config_path) {
       spdlog::critical("listener {}: cannot listen on {}:{}: {}", l.name, l.address, l.port, e.code().message());
       return 1;
     }
-    if (address.is_loopback())
+    if (address.is_loopback() && cfg->clients.empty())
       spdlog::info("listener {} on {}:{}: loopback without client rules: local clients are allowed", l.name,
                    l.address, port);
     else
@@ -228,7 +228,7 @@ void Server::reload() {
     auto rt = Runtime::build(cfg, keystore_, ++generation_, problems);
     for (auto const& p : problems) spdlog::error("{}", p);
     apply_log_level(*cfg);
-    runtime_.store(rt, std::memory_order_release);
+    runtime_.publish(rt);
     spdlog::info("reloaded: generation {}, identities: {} usable, {} unavailable", rt->generation(),
                  rt->identities_loaded(), rt->identities_unavailable());
   } catch (const std::exception& e) {
