@@ -16,7 +16,7 @@ namespace orgproxy::daemon {
 struct VihfRead {
   bool abort = false;                 ///< the client went away or stalled: close without answering
   /// bad_request: a hostile envelope (DTD, entity, VIHF given twice), or any unreadable one when the VIHF
-  /// selects the site; request_too_large: the SOAP header does not end within vihf_max_bytes.
+  /// selects the site; request_too_large: a SOAP header that does not end within vihf_max_bytes.
   ErrorCode error = ErrorCode::none;
   std::string detail;
 };

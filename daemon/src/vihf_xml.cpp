@@ -96,6 +96,7 @@ class Scanner {
   bool on_start(int depth, bool empty) {
     if (depth == 0) {
       if (!is(kSoap12, "Envelope")) return fail("the root element is not a SOAP 1.2 Envelope");
+      scan_.envelope_seen = true;
       return true;
     }
     if (depth == 1) {
@@ -256,6 +257,7 @@ VihfScan scan_vihf(std::string_view xml, bool complete) {
     // The document ended (no more bytes) without a header end: no VIHF when it was all there.
     if (!complete) {
       out.status = VihfScan::Status::incomplete;
+      out.envelope_seen = scanner.result().envelope_seen;
       return out;
     }
     out.status = VihfScan::Status::malformed;
@@ -267,6 +269,7 @@ VihfScan scan_vihf(std::string_view xml, bool complete) {
   // reported once the envelope is complete, or the header does not end within vihf_max_bytes.
   if (!complete) {
     out.status = VihfScan::Status::incomplete;
+    out.envelope_seen = scanner.result().envelope_seen;
     return out;
   }
   out.status = VihfScan::Status::malformed;

@@ -36,6 +36,9 @@ struct VihfScan {
   /// and at the DMP, refused even where the VIHF is only checked. (Plain bad XML, or XML that is no SOAP
   /// 1.2 envelope, is the upstream's to judge unless the VIHF selects the site.)
   bool hostile = false;
+  /// A SOAP 1.2 Envelope start tag was read (an `incomplete` scan of something that is not SOAP at all
+  /// leaves it false).
+  bool envelope_seen = false;
 };
 
 /// Reads the VIHF from `xml`, the SOAP 1.2 envelope or its first bytes (`complete` = false when more bytes
