@@ -114,7 +114,7 @@ nginx_config() {
 daemon off;
 user root;   # bench only: the workers read 0600 key files and the token on every new connection
 worker_processes $W;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile 20000;
 pid $d/nginx.pid;
 error_log $d/logs/error.log warn;
 env OPENSSL_CONF;

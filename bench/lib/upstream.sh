@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # The mock national service: one nginx (1 worker) requiring mutual TLS, shaped like the anchor's upstream.
-# For POST /dmp/<site id>/... it answers 200 with a 4 KB SOAP-like body and echoes what it saw:
+# For POST /dmp/<site id>/... it reads the request body, then answers 200 with a 4 KB SOAP-like body and echoes what it saw:
 #   X-Client-DN        the client certificate's subject (RFC 2253): whose certificate the request came under
 #   X-Req-Site         the site id from the path: which site the RIS asked for (proxies keep the path)
 #   X-Up-Conn-Req      requests so far on this upstream connection (1 = a new connection)
@@ -12,7 +12,7 @@
 
 upstream_start() {
   local d=$RUN/upstream body
-  mkdir -p "$d/logs"
+  mkdir -p "$d/logs" "$d/empty"
   UP_PORT=$(free_port)
   UP_FULLHS_PORT=$(free_port)
   # nginx caps one configuration token near 4 KB: the answer is two constant map values.
@@ -29,7 +29,18 @@ PY
     ssl_verify_client on;
     ssl_client_certificate $CACHE/pki/ca-bundle.pem;
     ssl_verify_depth 2;
-    location ~ ^/dmp/(?<req_site>[0-9A-Za-z]+)/ {
+    location ~ ^/dmp/[0-9A-Za-z]+/ {
+      # Read the whole request body before answering, as a SOAP service does: a bare 'return' answers in
+      # the rewrite phase, before the body arrives, and a proxy that streams bodies must then drop the
+      # connection. The mirror reads the body (precontent phase); the file lookup then fails and the
+      # answer comes from @answer.
+      mirror /read-body;
+      mirror_request_body on;
+      root $d/empty;
+      error_page 404 405 = @answer;
+    }
+    location @answer {
+      if (\$uri ~ ^/dmp/([0-9A-Za-z]+)/) { set \$req_site \$1; }
       add_header X-Client-DN \$ssl_client_s_dn always;
       add_header X-Req-Site \$req_site always;
       add_header X-Up-Conn-Req \$connection_requests always;
@@ -37,6 +48,7 @@ PY
       add_header X-Up-Proto \$ssl_protocol always;
       return 200 "\$b1\$b2";
     }
+    location = /read-body { internal; return 204; }
     location / { return 404; }
 EOC
 )
@@ -45,7 +57,7 @@ EOC
 daemon off;
 user root;
 worker_processes 1;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile 20000;
 pid $d/nginx.pid;
 error_log $d/logs/error.log warn;
 events { worker_connections 20000; }
