@@ -101,6 +101,10 @@ def main():
                                       f"{o['totals']['failed']} failed responses")
                 if o["totals"]["wrong"]:
                     status = max(status, 2)
+        for c, co in s_out["contenders"].items():
+            if c != base and co["totals"]["failed"]:
+                s_out["notes"].append(f"{c}: {co['totals']['failed']} failed responses (errors or no DN): "
+                                      f"its req/s counts them, so its figures are not comparable")
         if "nginx-unsafe" in by_c:
             w = s_out["contenders"]["nginx-unsafe"]["totals"]["wrong"]
             if w == 0 and sites > 1:
