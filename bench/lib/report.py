@@ -127,7 +127,8 @@ def main():
         print(f"\n## scale: {r['sites']} sites ({r['key_type']} keys in the token): ready in {r['ready_s']} s "
               f"(target < 2 s), RSS {r['rss_start_mb']} MB after start, {r['rss_touched_mb']} MB after one "
               f"request per site (target < 150 MB); {r['touched_ok']} of {r['sites']} sites answered under "
-              f"their own certificate, {r['touched_wrong']} wrong, {r['touched_failed']} failed")
+              f"their own certificate, {r['touched_wrong']} wrong, {r['touched_failed']} failed; "
+              f"{r.get('fds_after_touch', '?')} file descriptors open after the touch (idle pooled connections)")
         out["scale"].append(r)
 
     with open(out_json, "w") as f:
