@@ -107,7 +107,9 @@ def main():
                                       f"its req/s counts them, so its figures are not comparable")
         if "nginx-unsafe" in by_c:
             w = s_out["contenders"]["nginx-unsafe"]["totals"]["wrong"]
-            if w == 0 and sites > 1:
+            if sites <= 1:
+                s_out["notes"].append("nginx-unsafe with one site cannot mix identities: no positive control here")
+            elif w == 0:
                 s_out["notes"].append("POSITIVE CONTROL FAILED: nginx-unsafe showed no wrong identity, "
                                       "so the identity check is broken; the wrong-identity counts prove nothing")
                 status = 3
