@@ -186,3 +186,29 @@ TEST_F(ServicesVihf, issuer_must_be_the_subject_of_the_sites_vihf_sign_certifica
   // A site without a vihf-sign identity is not Issuer-checked.
   EXPECT_EQ(post(tk::load_sample("dmp-iti41-provide-and-register.xml", kB), {}).status, 200) << daemon_->log();
 }
+
+TEST_F(ServicesVihf, expect_100_continue_soap_request_is_checked_before_anything_is_forwarded) {
+  config_.selectors = {"header"};
+  start();
+  // orgproxy answers 100 itself (it needs the SOAP header to decide) and forwards without the expectation.
+  for (const char* tenant : {kA, kB}) {
+    const std::string xml = tk::load_sample("dmp-iti41-provide-and-register.xml", kB);
+    tk::HttpClient client("127.0.0.1", daemon_->port());
+    client.send_raw(std::string("POST /dmp/repository HTTP/1.1\r\nHost: orgproxy.test\r\nX-Orgproxy-Tenant: ") +
+                    tenant + "\r\nContent-Type: " + kSoap + "\r\nContent-Length: " + std::to_string(xml.size()) +
+                    "\r\nExpect: 100-continue\r\n\r\n");
+    auto interim = client.read_response();
+    ASSERT_EQ(interim.status, 100) << daemon_->log();
+    client.send_raw(xml);
+    auto r = client.read_response();
+    if (std::string(tenant) == kA) {
+      EXPECT_EQ(r.status, 403) << daemon_->log();
+      EXPECT_EQ(r.header("X-Orgproxy-Error"), "vihf_mismatch");
+      EXPECT_EQ(dmp_->requests(), 0u);
+    } else {
+      EXPECT_EQ(r.status, 200) << daemon_->log();
+      EXPECT_EQ(r.header("X-Body-Sha256"), tk::sha256_hex(xml));
+      EXPECT_EQ(dmp_->requests(), 1u);
+    }
+  }
+}
