@@ -295,6 +295,10 @@ void add_keys_command(CLI::App& app) {
   remove->add_option("--label", o.label, "only this generation (e.g. 312345678200002-dmp-2)");
   remove->add_flag("--yes", o.yes, "do not ask for confirmation");
   install(remove, o, run_delete);
+
+  // `--config`/`--token` belong to `keys` but are accepted after the subcommand too
+  // (`orgproxy keys generate ... --config F`), as the onboarding walkthrough writes them.
+  for (auto* sub : keys->get_subcommands([](CLI::App*) { return true; })) sub->fallthrough();
 }
 
 namespace {

@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "validate the configuration (and the identities unless --offline)");
   check->add_option("--config,-c", config_path, "configuration file (YAML)")->required();
   check->add_flag("--offline", offline, "do not open the token: configuration checks only");
+  bool print = false;
+  check->add_flag("--print", print, "print the effective configuration (includes merged, defaults written)");
   orgproxy::daemon::add_keys_command(app);
   orgproxy::daemon::add_sites_command(app);
 
@@ -55,7 +57,7 @@ int main(int argc, char** argv) {
       spdlog::shutdown();  // flushes the buffered access log
       return status;
     }
-    if (*check) return orgproxy::daemon::check_config(config_path, offline, std::cout, std::cerr);
+    if (*check) return orgproxy::daemon::check_config(config_path, offline, print, std::cout, std::cerr);
   } catch (const std::exception& e) {
     spdlog::critical("fatal: {}", e.what());
     return 1;

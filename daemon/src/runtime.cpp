@@ -43,6 +43,24 @@ UpstreamState make_upstream_state(const config::Upstream& u) {
   return s;
 }
 
+std::vector<std::string> unsupported_settings(const config::Config& cfg) {
+  std::vector<std::string> out;
+  for (auto const& l : cfg.listeners) {
+    if (l.tls)
+      out.push_back(l.mark.str() + ": listener " + l.name +
+                    ": downstream TLS is not supported by this build (remove `tls`)");
+    for (auto kind : l.selectors)
+      if (kind == config::SelectorKind::client_cert)
+        out.push_back(l.mark.str() + ": listener " + l.name +
+                      ": the client_cert selector is not supported by this build (it needs downstream TLS)");
+  }
+  for (auto const& [name, u] : cfg.upstreams)
+    if (u.proxy)
+      out.push_back(u.mark.str() + ": upstream " + name +
+                    ": egress CONNECT proxies are not supported by this build (remove `proxy`)");
+  return out;
+}
+
 std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::shared_ptr<keystore::Keystore> keystore,
                                               std::uint64_t generation, std::vector<std::string>& problems) {
   auto rt = std::shared_ptr<Runtime>(new Runtime());
@@ -52,17 +70,7 @@ std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::sha
   rt->tls_contexts_ = std::make_unique<TlsContextCache>(keystore, cfg.crl_files);
   rt->client_limits_ = std::make_unique<ClientLimiter>(cfg.clients);
 
-  // Features the configuration can express but this build cannot honour are refused, never silently
-  // downgraded: a TLS listener served as plain HTTP, or an upstream dialled directly instead of through
-  // its egress proxy.
-  for (auto const& l : cfg.listeners)
-    if (l.tls)
-      throw RuntimeError(l.mark.str() + ": listener " + l.name +
-                         ": downstream TLS is not supported by this build (remove `tls`)");
-  for (auto const& [name, u] : cfg.upstreams)
-    if (u.proxy)
-      throw RuntimeError(u.mark.str() + ": upstream " + name +
-                         ": egress CONNECT proxies are not supported by this build (remove `proxy`)");
+  if (auto unsupported = unsupported_settings(cfg); !unsupported.empty()) throw RuntimeError(unsupported.front());
 
   for (auto const& l : cfg.listeners) rt->selectors_.emplace_back(l);
   rt->upstreams_.reserve(cfg.routes.size());

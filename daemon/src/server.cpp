@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "orgproxy/config/load.hpp"
+#include "orgproxy/config/print.hpp"
 #include "orgproxy/daemon/runtime.hpp"
 #include "orgproxy/daemon/systemd_notify.hpp"
 #include "orgproxy/daemon/worker.hpp"
@@ -174,9 +175,6 @@ int Server::run(const std::filesystem::path& config_path) {
                    l.address, port);
     else
       spdlog::info("listener {} on {}:{}", l.name, l.address, port);
-    for (auto kind : rt->selector(li).unimplemented())
-      spdlog::warn("listener {}: selector '{}' is not implemented in this build and yields no tenant", l.name,
-                   config::to_string(kind));
   }
 
   for (auto& w : workers_) {
@@ -285,7 +283,8 @@ int run_server(const std::filesystem::path& config_path) {
   return server.run(config_path);
 }
 
-int check_config(const std::filesystem::path& config_path, bool offline, std::ostream& out, std::ostream& err) {
+int check_config(const std::filesystem::path& config_path, bool offline, bool print, std::ostream& out,
+                 std::ostream& err) {
   config::ConfigPtr cfg;
   try {
     auto result = config::load_config(config_path);
@@ -296,6 +295,12 @@ int check_config(const std::filesystem::path& config_path, bool offline, std::os
     err << config_path.string() << ": configuration test failed (" << e.diagnostics().size() << " problem(s))\n";
     return 1;
   }
+  if (auto unsupported = unsupported_settings(*cfg); !unsupported.empty()) {
+    for (auto const& u : unsupported) err << u << '\n';
+    err << config_path.string() << ": configuration test failed (" << unsupported.size() << " problem(s))\n";
+    return 1;
+  }
+  if (print) out << config::print_effective(*cfg);
   if (offline) {
     out << config_path.string() << ": configuration syntax is ok (offline: token and identities not checked)\n";
     return 0;

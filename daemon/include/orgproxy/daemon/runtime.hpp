@@ -62,6 +62,12 @@ class RuntimeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Settings the configuration can express but this build cannot honour (downstream TLS listeners, egress
+/// CONNECT proxies, the client_cert selector), one message each with the setting's file:line:col. They are
+/// refused by `run`, by a reload and by `check-config` alike — never silently downgraded (a TLS listener
+/// served as plain HTTP, an upstream dialled around its egress proxy, a selector yielding nothing).
+std::vector<std::string> unsupported_settings(const config::Config& cfg);
+
 class Runtime {
  public:
   /// Builds a snapshot: loads every identity of every tenant through `keystore` (one load_identities

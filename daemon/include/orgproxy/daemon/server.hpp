@@ -14,7 +14,10 @@ int run_server(const std::filesystem::path& config_path);
 
 /// `orgproxy check-config`: loads and validates the config and prints every problem to `err` (like
 /// nginx -t). Unless `offline`, also opens the keystore and loads and checks every identity (chain to
-/// each upstream's CA bundle). Returns 0 when nothing failed, 1 otherwise.
-int check_config(const std::filesystem::path& config_path, bool offline, std::ostream& out, std::ostream& err);
+/// each upstream's CA bundle). Settings this build cannot honour are errors here as at start. With `print`,
+/// the effective configuration (config::print_effective: includes merged, defaults written, secrets
+/// redacted) goes to `out`. Returns 0 when nothing failed, 1 otherwise.
+int check_config(const std::filesystem::path& config_path, bool offline, bool print, std::ostream& out,
+                 std::ostream& err);
 
 }  // namespace orgproxy::daemon
