@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "orgproxy/daemon/cli_keys.hpp"
+#include "orgproxy/daemon/cli_status.hpp"
 #include "orgproxy/daemon/server.hpp"
 
 namespace {
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   orgproxy::daemon::add_keys_command(app);
 
   try {
+    orgproxy::daemon::add_sites_status_command(app);  // last: joins the `sites` command if already registered
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;

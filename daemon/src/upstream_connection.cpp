@@ -21,6 +21,10 @@ using tcp = asio::ip::tcp;
 
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
 }
 
 bool UpstreamConnection::reusable() const {
@@ -57,14 +61,18 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
   if (rec) {
     r.error = ErrorCode::upstream_connect;
     r.detail = "resolve " + u.host + ": " + rec.message();
+    metrics().observe_handshake(u.name, r.error, 0);
     co_return r;
   }
   auto& tcp_layer = beast::get_lowest_layer(conn->stream);
   tcp_layer.expires_after(u.connect_timeout);
+  const auto connect_started = std::chrono::steady_clock::now();
   auto [cec, ep] = co_await tcp_layer.async_connect(endpoints, use_nothrow);
+  r.connect_ms = ms_since(connect_started);
   if (cec) {
     r.error = cec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
     r.detail = "connect " + up.authority + ": " + cec.message();
+    metrics().observe_handshake(u.name, r.error, 0);
     co_return r;
   }
   tcp_layer.socket().set_option(tcp::no_delay(true));
@@ -81,7 +89,9 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
   if (SSL_SESSION* session = pool.session(key)) SSL_set_session(ssl, session);
 
   tcp_layer.expires_after(u.handshake_timeout);
+  const auto handshake_started = std::chrono::steady_clock::now();
   auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+  r.handshake_ms = ms_since(handshake_started);
   if (hec) {
     pool.forget_session(key);
     if (hec == beast::error::timeout) {
@@ -94,9 +104,11 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
     long verify = SSL_get_verify_result(ssl);
     r.detail = "TLS handshake with " + up.authority + ": " + hec.message();
     if (verify != X509_V_OK) r.detail += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
+    metrics().observe_handshake(u.name, r.error, r.handshake_ms / 1000.0);
     co_return r;
   }
   r.conn = std::move(conn);
+  metrics().observe_handshake(u.name, ErrorCode::none, r.handshake_ms / 1000.0);
   co_return r;
 }
 
