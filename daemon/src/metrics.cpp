@@ -131,6 +131,8 @@ Metrics::Metrics()
   reloads_.Add({{"result", "failure"}});
 }
 
+Metrics::~Metrics() = default;
+
 void Metrics::set_per_tenant_labels(bool on) { per_tenant_.store(on, std::memory_order_relaxed); }
 
 void Metrics::observe_request(const Runtime* rt, const AccessRecord& r) {

@@ -2,6 +2,9 @@
 // are logged (tenant and request id present: the positive control), and none of the secrets appears in the
 // access log file, the daemon's output, or any other file the daemon wrote.
 #include <filesystem>
+#include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "ops_world.hpp"
 #include "orgproxy/testkit/files.hpp"
@@ -54,6 +57,15 @@ TEST_F(OpsLogs, secrets_in_requests_never_reach_any_log_while_tenant_and_request
                                         line_end - (line_start == std::string::npos ? 0 : line_start + 1));
     EXPECT_NE(line.find("\"tenant\":\"" + a + "\""), std::string::npos) << line;
     EXPECT_NE(line.find("\"path\":\"/"), std::string::npos) << line;
+    auto j = nlohmann::json::parse(line);
+    for (const char* f : {"client", "upstream", "method", "status", "error", "bytes_in", "bytes_out", "duration_ms",
+                          "connect_ms", "handshake_ms"})
+      EXPECT_TRUE(j.contains(f)) << f << " missing: " << line;
+    if (std::string(id) == "secrecy-req-1") {
+      // The first request of the run opened the upstream connection: its connect and handshake are timed.
+      EXPECT_GT(j["handshake_ms"].get<double>(), 0.0) << line;
+      EXPECT_EQ(j["bytes_in"].get<int>(), static_cast<int>(std::string("<Envelope></Envelope>").size() + body_marker.size()));
+    }
   }
   EXPECT_NE(log.find("\"path\":\"/dmp/registry\""), std::string::npos) << "the path is logged without its query";
 
