@@ -11,6 +11,7 @@ PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev libxml2-dev
   nginx curl procps python3 opensc
+  libldap2-dev slapd ldap-utils
   prometheus systemd dpkg-dev
 )
 

@@ -64,7 +64,17 @@ void parse_pkcs11(const MapView& top, ParseState& state) {
   if (!m.valid()) return;
   Pkcs11Settings& p = state.config.pkcs11;
   p.mark = m.mark();
-  if (auto v = m.path("pin_file")) p.pin_file = *v;
+  // `credential:NAME` is $CREDENTIALS_DIRECTORY/NAME (systemd LoadCredential=), resolved by the keystore at
+  // start: kept as written, never made relative to the configuration's directory.
+  if (auto t = m.text("pin_file"); t && t->value.rfind("credential:", 0) == 0) {
+    const std::string name = t->value.substr(11);
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+      m.error_at("pin_file", "'" + t->value + "': a credential name is one file name (credential:pin)");
+    else
+      p.pin_file = t->value;
+  } else if (auto v = m.path("pin_file")) {
+    p.pin_file = *v;
+  }
   if (auto v = m.boolean("allow_pin_value")) p.allow_pin_value = *v;
   if (auto v = m.boolean("allow_key_files")) p.allow_key_files = *v;
   if (auto v = m.boolean("allow_extractable_keys")) p.allow_extractable_keys = *v;

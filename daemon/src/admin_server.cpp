@@ -61,7 +61,7 @@ asio::awaitable<void> admin_session(tcp::socket socket, RuntimeSlot& runtime, st
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, nothrow);
     if (ec) break;
     const auto& req = parser.get();
-    std::shared_ptr<const Runtime> rt = runtime.load(std::memory_order_acquire);
+    std::shared_ptr<const Runtime> rt = runtime.load();
     AdminResponse a = handle_admin_request(req.method_string(), req.target(), req[http::field::authorization], rt.get(),
                                            ks.get());
     http::response<http::string_body> res{static_cast<http::status>(a.status), req.version()};

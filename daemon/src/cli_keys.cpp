@@ -347,7 +347,9 @@ int run_check(const KeysOptions& o) {
       std::cout << std::setw(17) << r["tenant"].get<std::string>() << std::setw(11) << r["purpose"].get<std::string>()
                 << std::setw(6) << (r["ok"].get<bool>() ? "yes" : "NO") << std::setw(8) << days << problems << "\n";
     }
-    std::cout << (all_ok ? "all identities OK\n" : "some identities have problems\n");
+    std::cout << (rows.empty() ? "no identity in the configuration\n"
+                  : all_ok     ? "all identities OK\n"
+                               : "some identities have problems\n");
   }
   return all_ok && !rows.empty() ? 0 : 1;
 }

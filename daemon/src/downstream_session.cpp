@@ -150,7 +150,7 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
     co_return co_await answer_error(x, pick.error, why, true);
   }
   x.identity = pick.identity;
-  x.target = map_target(up->upstream->base_path, route->prefix, sel.route_path, *parts);
+  map_target_into(x.target, up->upstream->base_path, route->prefix, sel.route_path, *parts);
 
   // Expect: 100-continue (C04): answered in forward(), once the upstream had its say (or a second passed).
   x.expect_continue = !x.req.is_done() && x.client_version >= 11 &&
@@ -174,7 +174,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   beast::flat_buffer buffer;
   auto relay = std::make_unique<char[]>(kRelayBufferBytes);
   SessionRegistration registration(worker, down);
-  std::string record_method, record_path;
+  std::string record_method, record_path, upstream_target;
   std::string given_request_id;  // the client's X-Request-Id, copied: the head is rewritten before forwarding
   boost::system::error_code peer_ec;
   const PeerAddress peer = PeerAddress::from(down.socket().remote_endpoint(peer_ec).address());
@@ -190,8 +190,11 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   // closing at once could turn into a reset that destroys the answer before the client reads it
   // (RFC 9112 §9.6): half-close, then drain a bounded amount for a short while.
   bool linger = false;
+  std::shared_ptr<const Runtime> rt = worker.runtime();
   while (!worker.stopping()) {
-    std::shared_ptr<const Runtime> rt = worker.runtime();
+    // A reload shows as a new generation; requests after it run on the new snapshot, while the one in
+    // flight keeps `rt` (reassigned only between requests).
+    if (worker.runtime_generation() != rt->generation()) rt = worker.runtime();
     if (rt->generation() != cached_generation) {
       cached_generation = rt->generation();
       int index = rt->listener_index(slot.listener.name);
@@ -249,6 +252,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
                record,
                record_method,
                record_path,
+               upstream_target,
                selector->selection_header(),
                req.get().version(),
                req.keep_alive(),

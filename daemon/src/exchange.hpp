@@ -48,6 +48,7 @@ struct Exchange {
   /// the access line is written; reused across requests, so no allocation per request once grown).
   std::string& record_method;
   std::string& record_path;
+  std::string& target;  ///< the upstream target; session-owned storage reused across requests
   std::string_view selection_header;
   unsigned client_version = 11;
   bool client_keep_alive = true;
@@ -60,7 +61,6 @@ struct Exchange {
   // Set by routing before forward():
   const UpstreamState* upstream = nullptr;
   const keystore::Identity* identity = nullptr;
-  std::string target;
 };
 
 /// What forward() did.

@@ -203,9 +203,20 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
         }
       }
       if (!early_final) {
+        waiter.cancel_on_final[0] = &upstream_tcp;
+        waiter.cancel_on_final[1] = &x.down;
         StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay,
                                               kRelayBufferBytes, x.listener.idle_timeout, u.first_byte_timeout,
                                               x.record.bytes_in, &waiter.final_or_failed);
+        waiter.cancel_on_final[0] = waiter.cancel_on_final[1] = nullptr;
+        const bool answered_early = waiter.done && !waiter.result.ec && !waiter.result.parse_ec &&
+                                    waiter.result.status == HeadScan::Status::complete &&
+                                    res->get().result_int() >= 200;
+        if ((step.read_ec || step.write_ec) && answered_early) {
+          // Our own cancellation after an early final answer (C04 ii): relay that answer.
+          step = {};
+          step.stopped = true;
+        }
         if (step.read_ec || step.write_ec) {
           co_await abandon();
           if (step.read_ec) {
@@ -300,6 +311,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   out.keep_downstream = keep_down;
 
   // 5. Back to the pool only after a complete, keep-alive, length-delimited exchange.
+  if (res->is_done() && x.worker.pool_accepts(x.rt)) remember_session(pool, key, *conn);
   if (request_complete && upstream_keep_alive && res->is_done() && !res->need_eof() && x.worker.pool_accepts(x.rt))
     release_upstream(pool, key, std::move(conn), u);
   co_return out;

@@ -244,8 +244,15 @@ std::optional<std::string_view> split_site_prefix(std::string_view path, std::st
 
 std::string map_target(std::string_view base_path, std::string_view prefix, std::string_view path,
                        const TargetParts& parts) {
-  std::string_view tail = prefix == "/" ? path : path.substr(prefix.size());
   std::string out;
+  map_target_into(out, base_path, prefix, path, parts);
+  return out;
+}
+
+void map_target_into(std::string& out, std::string_view base_path, std::string_view prefix,
+                     std::string_view path, const TargetParts& parts) {
+  std::string_view tail = prefix == "/" ? path : path.substr(prefix.size());
+  out.clear();
   out.reserve(base_path.size() + tail.size() + parts.query.size() + 2);
   out += base_path;
   out += tail;
@@ -254,7 +261,6 @@ std::string map_target(std::string_view base_path, std::string_view prefix, std:
     out += '?';
     out += parts.query;
   }
-  return out;
 }
 
 std::string upstream_authority(std::string_view name, std::uint16_t port) {

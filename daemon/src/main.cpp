@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "orgproxy/daemon/cli_keys.hpp"
+#include "orgproxy/daemon/cli_sites.hpp"
 #include "orgproxy/daemon/cli_status.hpp"
 #include "orgproxy/daemon/server.hpp"
 
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   check->add_option("--config,-c", config_path, "configuration file (YAML)")->required();
   check->add_flag("--offline", offline, "do not open the token: configuration checks only");
   orgproxy::daemon::add_keys_command(app);
+  orgproxy::daemon::add_sites_command(app);
 
   try {
     orgproxy::daemon::add_sites_status_command(app);  // last: joins the `sites` command if already registered

@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -102,6 +103,9 @@ struct HeadWaiter {
   bool done = false;
   bool final_or_failed = false;  ///< done with a final (>= 200) head or a failure: stop sending the body
   HeadRead result;
+  /// Streams whose pending operations are cancelled when a final head arrives: an upstream that answers
+  /// early may have stopped reading (our write would block) and the client need not finish its body.
+  boost::beast::tcp_stream* cancel_on_final[2] = {nullptr, nullptr};
 
   /// Starts reading one head from `stream` into `parser`. `timeout` bounds the read (pass a long one and
   /// enforce the real deadline with wait(): a pending read's deadline cannot be moved). The caller must
@@ -116,6 +120,9 @@ struct HeadWaiter {
           final_or_failed = result.ec || result.parse_ec || result.status != HeadScan::Status::complete ||
                             parser.get().result_int() >= 200;
           done = true;
+          if (final_or_failed)
+            for (auto* s : cancel_on_final)
+              if (s) s->cancel();
           wake.cancel();
         },
         boost::asio::detached);

@@ -148,7 +148,7 @@ int Server::run(const std::filesystem::path& config_path) {
     spdlog::critical("start refused: {}", e.what());
     return 1;
   }
-  runtime_.store(rt);
+  runtime_.publish(rt);
   metrics().set_per_tenant_labels(!cfg->admin || cfg->admin->per_tenant_metrics);
   metrics().config_loaded(false);
 
@@ -170,7 +170,7 @@ int Server::run(const std::filesystem::path& config_path) {
       spdlog::critical("listener {}: cannot listen on {}:{}: {}", l.name, l.address, l.port, e.code().message());
       return 1;
     }
-    if (address.is_loopback())
+    if (address.is_loopback() && cfg->clients.empty())
       spdlog::info("listener {} on {}:{}: loopback without client rules: local clients are allowed", l.name,
                    l.address, port);
     else
@@ -244,7 +244,7 @@ void Server::reload() {
     auto rt = Runtime::build(cfg, keystore_, ++generation_, problems);
     for (auto const& p : problems) spdlog::error("{}", p);
     apply_log_level(*cfg);
-    runtime_.store(rt, std::memory_order_release);
+    runtime_.publish(rt);
     metrics().config_loaded(true);
     spdlog::info("reloaded: generation {}, identities: {} usable, {} unavailable", rt->generation(),
                  rt->identities_loaded(), rt->identities_unavailable());

@@ -54,8 +54,6 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
     co_return r;
   }
   auto ex = co_await asio::this_coro::executor;
-  auto conn = std::make_unique<UpstreamConnection>(ex, std::move(ctx));
-
   tcp::resolver resolver(ex);
   auto [rec, endpoints] = co_await resolver.async_resolve(u.host, up.port_text, use_nothrow);
   if (rec) {
@@ -64,65 +62,90 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
     metrics().observe_handshake(u.name, r.error, 0);
     co_return r;
   }
-  auto& tcp_layer = beast::get_lowest_layer(conn->stream);
-  tcp_layer.expires_after(u.connect_timeout);
-  const auto connect_started = std::chrono::steady_clock::now();
-  auto [cec, ep] = co_await tcp_layer.async_connect(endpoints, use_nothrow);
-  r.connect_ms = ms_since(connect_started);
-  if (cec) {
-    r.error = cec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
-    r.detail = "connect " + up.authority + ": " + cec.message();
-    metrics().observe_handshake(u.name, r.error, 0);
-    co_return r;
-  }
-  tcp_layer.socket().set_option(tcp::no_delay(true));
 
-  SSL* ssl = conn->stream.native_handle();
-  if (!up.sni.empty()) SSL_set_tlsext_host_name(ssl, up.sni.c_str());
-  if (up.verify_is_ip) {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), up.verify_name.c_str());
-  } else {
-    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    SSL_set1_host(ssl, up.verify_name.c_str());
-  }
-  // Resume only a session made under exactly this (tenant, identity, upstream).
-  if (SSL_SESSION* session = pool.session(key)) SSL_set_session(ssl, session);
+  // A refused resumption must not cost the request (some servers fail the handshake instead of falling
+  // back to a full one): nothing of the request is written yet, so one fresh attempt without the session.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto conn = std::make_unique<UpstreamConnection>(ex, ctx);
+    auto& tcp_layer = beast::get_lowest_layer(conn->stream);
+    tcp_layer.expires_after(u.connect_timeout);
+    const auto connect_started = std::chrono::steady_clock::now();
+    auto [cec, ep] = co_await tcp_layer.async_connect(endpoints, use_nothrow);
+    r.connect_ms = ms_since(connect_started);
+    if (cec) {
+      r.error = cec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
+      r.detail = "connect " + up.authority + ": " + cec.message();
+      metrics().observe_handshake(u.name, r.error, 0);
+      co_return r;
+    }
+    boost::system::error_code opt_ec;
+    tcp_layer.socket().set_option(tcp::no_delay(true), opt_ec);
 
-  tcp_layer.expires_after(u.handshake_timeout);
-  const auto handshake_started = std::chrono::steady_clock::now();
-  auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, use_nothrow);
-  r.handshake_ms = ms_since(handshake_started);
-  if (hec) {
+    SSL* ssl = conn->stream.native_handle();
+    if (!up.sni.empty()) SSL_set_tlsext_host_name(ssl, up.sni.c_str());
+    if (up.verify_is_ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), up.verify_name.c_str());
+    } else {
+      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      SSL_set1_host(ssl, up.verify_name.c_str());
+    }
+    // Resume only a session made under exactly this (tenant, identity, upstream). A copy is offered:
+    // OpenSSL marks the session object of a connection that ends without close_notify as not resumable,
+    // which would spoil the stored one for every later connection of the key.
+    bool offered = false;
+    if (SSL_SESSION* session = pool.session(key)) {
+      keystore::SslSessionPtr copy(SSL_SESSION_dup(session));
+      offered = copy && SSL_set_session(ssl, copy.get()) == 1;
+    }
+
+    tcp_layer.expires_after(u.handshake_timeout);
+    const auto handshake_started = std::chrono::steady_clock::now();
+    auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+    r.handshake_ms = ms_since(handshake_started);
+    if (!hec) {
+      metrics().observe_handshake(u.name, ErrorCode::none, r.handshake_ms / 1000.0);
+      spdlog::debug("upstream {} tenant {}: {} handshake done, session {}", u.name, identity.tenant_id(),
+                    SSL_get_version(ssl), SSL_session_reused(ssl) ? "resumed" : "new");
+      r.conn = std::move(conn);
+      co_return r;
+    }
     pool.forget_session(key);
+    long verify = SSL_get_verify_result(ssl);
+    r.detail = "TLS handshake with " + up.authority + ": " + hec.message();
+    if (verify != X509_V_OK) r.detail += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
     if (hec == beast::error::timeout) {
       r.error = ErrorCode::upstream_timeout;
     } else if (!identity.usable()) {
       r.error = ErrorCode::identity_unavailable;
     } else {
       r.error = ErrorCode::upstream_tls;
+      if (offered && verify == X509_V_OK) {
+        spdlog::info("upstream {} tenant {}: handshake offering a stored session failed ({}); retrying without it",
+                     u.name, identity.tenant_id(), hec.message());
+        metrics().observe_handshake(u.name, r.error, r.handshake_ms / 1000.0);
+        continue;
+      }
     }
-    long verify = SSL_get_verify_result(ssl);
-    r.detail = "TLS handshake with " + up.authority + ": " + hec.message();
-    if (verify != X509_V_OK) r.detail += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
     metrics().observe_handshake(u.name, r.error, r.handshake_ms / 1000.0);
     co_return r;
   }
-  r.conn = std::move(conn);
-  metrics().observe_handshake(u.name, ErrorCode::none, r.handshake_ms / 1000.0);
   co_return r;
+}
+
+void remember_session(UpstreamPool& pool, const PoolKey& key, UpstreamConnection& conn) {
+  // Taken after a complete exchange, not right after the handshake: TLS 1.3 tickets arrive after it.
+  SSL* ssl = conn.stream.native_handle();
+  // Stored as a copy, for the same reason as above (the live connection may still end uncleanly).
+  SSL_SESSION* s = SSL_get0_session(ssl);
+  if (s && SSL_SESSION_is_resumable(s)) {
+    keystore::SslSessionPtr copy(SSL_SESSION_dup(s));
+    if (copy) pool.store_session(key, std::move(copy));
+  }
 }
 
 void release_upstream(UpstreamPool& pool, const PoolKey& key, std::unique_ptr<UpstreamConnection> conn,
                       const config::Upstream& up) {
   if (!conn || !conn->reusable()) return;
-  SSL* ssl = conn->stream.native_handle();
-  // Stored at release, not right after the handshake: TLS 1.3 tickets arrive after the handshake.
-  if (SSL_SESSION* s = SSL_get1_session(ssl)) {
-    if (SSL_SESSION_is_resumable(s))
-      pool.store_session(key, keystore::SslSessionPtr(s));
-    else
-      SSL_SESSION_free(s);
-  }
   beast::get_lowest_layer(conn->stream).expires_never();
   pool.release(key, std::move(conn), UpstreamPool::Clock::now() + up.idle_timeout, up.max_idle_per_key);
 }

@@ -105,6 +105,33 @@ TEST_F(DaemonProxy, pool_never_reuses_connection_across_tenants) {
   EXPECT_EQ(a3.header("X-Client-DN"), tk::cert_subject_rfc2253(a.chain));
 }
 
+TEST_F(DaemonProxy, tls_sessions_resume_only_within_their_own_tenant) {
+  auto a = make_identity(kA, "dmp", kA, "Cabinet A");
+  auto b = make_identity(kB, "dmp", kB, "Cabinet B");
+  auto options = nginx_options();
+  options.extra_directives = "keepalive_requests 1;";  // a new upstream connection for every request
+  tk::NginxUpstream nginx(tmp_.subdir("nginx"), options);
+  auto cfg = base_config(nginx.url("/si-dmp-server/v2/services"));
+  cfg.workers = 1;
+  add_tenant(cfg, kA, {{"dmp", a}});
+  add_tenant(cfg, kB, {{"dmp", b}});
+  tk::OrgproxyProcess proxy(tmp_.subdir("proxy"), cfg);
+
+  tk::HttpClient client("127.0.0.1", proxy.port());
+  auto a1 = client.request(get(kA, "/dmp/x"));
+  auto a2 = client.request(get(kA, "/dmp/x"));
+  auto b1 = client.request(get(kB, "/dmp/x"));
+  auto b2 = client.request(get(kB, "/dmp/x"));
+  for (auto* r : {&a1, &a2, &b1, &b2}) ASSERT_EQ(r->status, 200) << r->body << proxy.log() << nginx.error_log();
+  EXPECT_NE(a1.header("X-Up-Conn"), a2.header("X-Up-Conn"));  // really two connections
+  EXPECT_EQ(a1.header("X-Session-Reused"), ".");
+  EXPECT_EQ(a2.header("X-Session-Reused"), "r");  // A resumed A's session
+  EXPECT_EQ(b1.header("X-Session-Reused"), ".");  // B was never offered A's session
+  EXPECT_EQ(b1.header("X-Client-DN"), tk::cert_subject_rfc2253(b.chain));
+  EXPECT_EQ(b2.header("X-Session-Reused"), "r");
+  EXPECT_EQ(b2.header("X-Client-DN"), tk::cert_subject_rfc2253(b.chain));
+}
+
 TEST_F(DaemonProxy, bodies_stream_byte_exact_and_hop_by_hop_headers_stay_behind) {
   auto a = make_identity(kA, "dmp", kA, "Cabinet A");
   tk::HashUpstream up(hash_options());

@@ -1,6 +1,7 @@
 // Field case C19: lost sessions, lost logins, stale key handles, device errors and absent tokens are recovered
 // without a restart, through the project's fault-injecting PKCS#11 module in front of SoftHSMv2.
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -54,7 +55,14 @@ TEST(FaultRecovery, session_handle_invalid_on_sign_init_is_recovered_by_a_new_se
   EXPECT_EQ(recoveries(*l.keystore, "session_lost"), 1u);
   EXPECT_EQ(f.shim_calls("C_SignInit", "orgproxy"), sign_inits + 2);  // the failed one + exactly one retry
   EXPECT_EQ(f.shim_calls("C_FindObjectsInit", "orgproxy"), 2);        // the load + one key look-up
-  EXPECT_EQ(l.keystore->stats().sign_errors.size(), 0u);
+  const KeystoreStats stats = l.keystore->stats();
+  EXPECT_EQ(stats.sign_errors.size(), 0u);
+  // Two successful signs (the recovered one counts once), with durations in the histogram.
+  EXPECT_EQ(stats.signs, 2u);
+  EXPECT_GT(stats.sign_seconds_sum, 0.0);
+  ASSERT_FALSE(stats.sign_seconds_buckets.empty());
+  EXPECT_EQ(stats.sign_seconds_buckets.back(), 2u);
+  EXPECT_TRUE(std::isinf(stats.sign_seconds_bounds.back()));
   EXPECT_TRUE(l.a->usable());
   EXPECT_THAT(log.text(), HasSubstr("session_lost"));
   EXPECT_THAT(log.text(), Not(HasSubstr(kUserPin)));

@@ -242,3 +242,35 @@ TEST(KeysCli, import_pkcs12_stores_a_non_extractable_key_and_refuses_wrong_passw
 
 }  // namespace
 }  // namespace orgproxy::keystore::test
+
+namespace orgproxy::keystore::test {
+namespace {
+
+TEST(KeysCli, configuration_pin_file_credential_reads_credentials_directory_end_to_end) {
+  CliWorld w;
+  w.write_config();
+  std::string yaml;
+  {
+    std::ifstream in(w.config_file);
+    yaml.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string pin_line = "pin_file: \"" + w.world.token.pin_file().string() + "\"";
+  ASSERT_NE(yaml.find(pin_line), std::string::npos);
+  yaml.replace(yaml.find(pin_line), pin_line.size(), "pin_file: \"credential:pin\"");
+  std::ofstream(w.config_file, std::ios::trunc) << yaml;
+  fs::create_directories(w.world.tmp / "creds");
+  fs::copy_file(w.world.token.pin_file(), w.world.tmp / "creds" / "pin");
+  // Control: without $CREDENTIALS_DIRECTORY the command says what is missing.
+  auto missing = w.keys({"list"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.output, HasSubstr("CREDENTIALS_DIRECTORY"));
+  std::vector<std::string> argv{ORGPROXY_BINARY, "keys", "--config", w.config_file.string(), "generate", "--tenant",
+                                kTenantA, "--purpose", "dmp", "--out", (w.world.tmp / "c.csr").string()};
+  auto gen = testkit::run_command(argv, {{"SOFTHSM2_CONF", w.world.token.conf_path().string()},
+                                         {"CREDENTIALS_DIRECTORY", (w.world.tmp / "creds").string()}},
+                                  std::chrono::seconds(120));
+  EXPECT_EQ(gen.exit_code, 0) << gen.output;
+}
+
+}  // namespace
+}  // namespace orgproxy::keystore::test

@@ -74,6 +74,9 @@ std::optional<std::string_view> split_site_prefix(std::string_view path, std::st
 /// request had one. `prefix` "/" leaves the path whole. An empty result becomes "/".
 std::string map_target(std::string_view base_path, std::string_view prefix, std::string_view path,
                        const TargetParts& parts);
+/// Same, into `out` (cleared first): a session reuses one string, so no allocation per request.
+void map_target_into(std::string& out, std::string_view base_path, std::string_view prefix,
+                     std::string_view path, const TargetParts& parts);
 
 /// The Host value sent upstream (C16): `name` (sni, else host), IPv6 literals bracketed, `:port` when the
 /// port is not 443.

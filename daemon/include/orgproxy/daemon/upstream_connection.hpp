@@ -55,8 +55,13 @@ boost::asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const Upstre
                                                  const keystore::Identity& identity, UpstreamPool& pool,
                                                  const PoolKey& key);
 
-/// After a complete response on a keep-alive connection: stores its TLS session under `key` and returns
-/// it to `pool` (expiring after the upstream's idle_timeout). Drops it when not reusable.
+/// After a complete exchange: keeps the connection's TLS session under exactly `key` for the next
+/// connection of that key (also when this connection is not reused: an upstream closing after each
+/// request still gets resumptions).
+void remember_session(UpstreamPool& pool, const PoolKey& key, UpstreamConnection& conn);
+
+/// After a complete response on a keep-alive connection: returns it to `pool` (expiring after the
+/// upstream's idle_timeout). Drops it when not reusable.
 void release_upstream(UpstreamPool& pool, const PoolKey& key, std::unique_ptr<UpstreamConnection> conn,
                       const config::Upstream& up);
 

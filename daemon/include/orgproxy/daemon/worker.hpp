@@ -24,7 +24,20 @@
 namespace orgproxy::daemon {
 
 /// The Runtime slot shared by the control thread (writer, on reload) and the workers (readers).
-using RuntimeSlot = std::atomic<std::shared_ptr<const Runtime>>;
+/// Readers check `generation` (a plain atomic read of a line written once per reload) and only load the
+/// pointer when it moved: loading an atomic shared_ptr per request would bounce its lock bit and the
+/// Runtime's reference count between cores.
+struct RuntimeSlot {
+  std::atomic<std::shared_ptr<const Runtime>> current;
+  std::atomic<std::uint64_t> generation{0};
+
+  void publish(std::shared_ptr<const Runtime> rt) {
+    auto g = rt->generation();
+    current.store(std::move(rt), std::memory_order_release);
+    generation.store(g, std::memory_order_release);
+  }
+  std::shared_ptr<const Runtime> load() const { return current.load(std::memory_order_acquire); }
+};
 
 /// A listener as bound at start: its settings as they were then (used when a reload removes it).
 struct ListenerSlot {
@@ -69,7 +82,9 @@ class Worker {
   std::uint64_t heartbeats() const { return heartbeats_.load(std::memory_order_relaxed); }
 
   /// The current Runtime snapshot.
-  std::shared_ptr<const Runtime> runtime() const { return runtime_.load(std::memory_order_acquire); }
+  std::shared_ptr<const Runtime> runtime() const { return runtime_.load(); }
+  /// Generation of the current snapshot (cheap: compare with a held snapshot's before calling runtime()).
+  std::uint64_t runtime_generation() const { return runtime_.generation.load(std::memory_order_acquire); }
   /// This worker's pool, flushed first if `rt` is a newer snapshot than the pool was filled under.
   UpstreamPool& pool_for(const std::shared_ptr<const Runtime>& rt);
   /// Whether connections made under `rt` may go back to the pool (false for a snapshot older than the

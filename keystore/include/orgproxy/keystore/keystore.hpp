@@ -37,7 +37,9 @@ struct ModuleSpec {
 
 struct KeystoreOptions {
   std::vector<ModuleSpec> modules;
-  std::string pin_file;          ///< user PIN; one trailing "\n" or "\r\n" is stripped, nothing else
+  /// User PIN file; one trailing "\n" or "\r\n" is stripped, nothing else. `credential:NAME` reads
+  /// $CREDENTIALS_DIRECTORY/NAME (systemd LoadCredential=NAME:...).
+  std::string pin_file;
   bool allow_pin_value = false;  ///< RFC 7512 `?pin-value=` accepted in key URIs
   bool allow_key_files = false;  ///< PEM key files accepted instead of pkcs11: URIs (warning)
   bool allow_extractable = false;
