@@ -140,6 +140,7 @@ class Loader {
       parse_admin(top, state_);
       parse_logging(top, state_);
       parse_crl_files(top, state_);
+      parse_directory(top, state_);
     } else {
       const auto allowed = include_keys();
       for (const Field& f : top.fields())

@@ -297,6 +297,16 @@ std::string print_effective(const Config& config, const PrintOptions& options) {
     p.line(0, "crl_files:");
     for (const auto& f : config.crl_files) p.line(1, "- " + q(f));
   }
+  if (const DirectorySettings& d = config.directory;
+      !d.ldap_url.empty() || !d.base_dn.empty() || !d.fhir_url.empty() || !d.api_key_file.empty()) {
+    p.line(0, "directory:");
+    p.line(1, "source: " + q(d.source));
+    if (!d.ldap_url.empty()) p.line(1, "ldap_url: " + q(d.ldap_url));
+    if (!d.base_dn.empty()) p.line(1, "base_dn: " + q(d.base_dn));
+    if (!d.fhir_url.empty()) p.line(1, "fhir_url: " + q(d.fhir_url));
+    if (!d.api_key_file.empty()) p.line(1, "api_key_file: " + q(d.api_key_file));
+    p.line(1, "timeout: " + format_duration(d.timeout));
+  }
   return std::move(p).str();
 }
 

@@ -51,6 +51,8 @@ void parse_clients(const MapView& top, ParseState& state);
 void parse_admin(const MapView& top, ParseState& state);
 void parse_logging(const MapView& top, ParseState& state);
 void parse_crl_files(const MapView& top, ParseState& state);
+/// directory (main file only): settings of `orgproxy sites discover`.
+void parse_directory(const MapView& top, ParseState& state);
 
 /// Needs state.config.pkcs11 already read (key reference rules depend on its allow_* settings).
 void parse_tenants(const MapView& top, ParseState& state);

@@ -13,9 +13,10 @@ using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr std::array<std::string_view, 12> kRootKeys{"settings", "pkcs11",  "listeners", "upstreams",
+constexpr std::array<std::string_view, 13> kRootKeys{"settings", "pkcs11",  "listeners", "upstreams",
                                                      "routes",   "tenants", "include",   "tenant_groups",
-                                                     "clients",  "admin",   "logging",   "crl_files"};
+                                                     "clients",  "admin",   "logging",   "crl_files",
+                                                     "directory"};
 constexpr std::array<std::string_view, 4> kIncludeKeys{"upstreams", "routes", "tenants", "include"};
 }  // namespace
 

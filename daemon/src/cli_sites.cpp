@@ -21,9 +21,9 @@ namespace {
 
 struct DiscoverArgs {
   std::string rpps;
-  std::string source = "ldap";
+  std::string source;  ///< "" = the configuration's directory.source, else ldap
   std::string url, base_dn, fhir_url, api_key_file, config;
-  unsigned timeout_s = 10;
+  unsigned timeout_s = 0;  ///< 0 = the configuration's directory.timeout, else 10 s
   bool json = false, yaml = false;
 };
 
@@ -62,18 +62,23 @@ int run_discover(const DiscoverArgs& a) {
   try {
     config::ConfigPtr cfg;
     if (!a.config.empty() && !(cfg = load(a.config))) return 1;
+    // Flags win over the configuration's `directory` settings, which win over the built-in defaults.
+    const config::DirectorySettings settings = cfg ? cfg->directory : config::DirectorySettings{};
+    auto pick = [](const std::string& flag, const std::string& setting) { return flag.empty() ? setting : flag; };
+    const std::chrono::milliseconds timeout =
+        a.timeout_s ? std::chrono::milliseconds(a.timeout_s * 1000ull) : settings.timeout;
     DiscoveryResult result;
-    if (a.source == "fhir") {
+    if (pick(a.source, settings.source) == "fhir") {
       FhirSource source;
-      if (!a.fhir_url.empty()) source.base_url = a.fhir_url;
-      source.api_key_file = a.api_key_file;
-      source.timeout = std::chrono::seconds(a.timeout_s);
+      if (std::string url = pick(a.fhir_url, settings.fhir_url); !url.empty()) source.base_url = url;
+      source.api_key_file = pick(a.api_key_file, settings.api_key_file);
+      source.timeout = timeout;
       result = discover_fhir(a.rpps, source);
     } else {
       LdapSource source;
-      if (!a.url.empty()) source.url = a.url;
-      source.base_dn = a.base_dn;
-      source.timeout = std::chrono::seconds(a.timeout_s);
+      if (std::string url = pick(a.url, settings.ldap_url); !url.empty()) source.url = url;
+      source.base_dn = pick(a.base_dn, settings.base_dn);
+      source.timeout = timeout;
       result = discover_ldap(a.rpps, source);
     }
     if (cfg) mark_configured(result, *cfg);
@@ -144,7 +149,8 @@ void add_sites_command(CLI::App& app) {
   discover->add_option("--fhir-url", d->fhir_url, "FHIR API base URL (default https://gateway.api.esante.gouv.fr/fhir/v2)");
   discover->add_option("--api-key-file", d->api_key_file, "file holding the FHIR API key (ESANTE-API-KEY)");
   discover->add_option("--timeout", d->timeout_s, "network timeout in seconds")->check(CLI::Range(1u, 600u));
-  discover->add_option("--config,-c", d->config, "configuration file: mark the sites already configured");
+  discover->add_option("--config,-c", d->config,
+                       "configuration file: its `directory` settings, and the sites already configured are marked");
   auto* json = discover->add_flag("--json", d->json, "JSON output");
   discover->add_flag("--yaml", d->yaml, "YAML tenant stubs for conf.d")->excludes(json);
   discover->callback([d] { finish("discover", [&] { return run_discover(*d); }); });

@@ -87,8 +87,8 @@ InventoryEntry assess(const config::Tenant& tenant, const std::string& purpose, 
   if (!cert.present) {
     e.status = IdentityStatus::key_only;
     e.detail = "key on the token (" + probe.where + "), no certificate at " + ref.cert_file;
-    e.next_action = "install the certificate once issued (orgproxy keys install-cert --tenant " + tenant.id +
-                    " --purpose " + purpose + " FILE), written to " + ref.cert_file;
+    e.next_action = "install the certificate once issued: orgproxy keys install-cert --tenant " + tenant.id +
+                    " --purpose " + purpose + " FILE, and save its chain (leaf + intermediate) as " + ref.cert_file;
     return e;
   }
   if (!cert.error.empty()) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <string>
 
 #include "orgproxy/config/identifiers.hpp"
 #include "orgproxy/onboarding/discovery.hpp"
@@ -104,10 +105,15 @@ std::string departement_from_address(const std::vector<std::string>& lines) {
       std::string_view code(line.data() + i, 5);
       if (!all_digits(code)) continue;
       if (i + 5 < line.size() && std::isdigit(static_cast<unsigned char>(line[i + 5]))) continue;
-      if (code.starts_with("97") || code.starts_with("98")) return std::string(code.substr(0, 3));
+      // Only départements the configuration accepts (01–95 but 20, 2A/2B, 971–978, 984–989): Monaco's
+      // 980xx or a CEDEX-like 99xxx gives no département rather than a stub the loader refuses.
+      if (code.starts_with("97") || code.starts_with("98")) {
+        const int d = std::stoi(std::string(code.substr(0, 3)));
+        return (d >= 971 && d <= 978) || (d >= 984 && d <= 989) ? std::string(code.substr(0, 3)) : "";
+      }
       if (code.starts_with("20")) return code[2] <= '1' ? "2A" : "2B";
-      if (code.starts_with("00")) continue;
-      return std::string(code.substr(0, 2));
+      const int d = std::stoi(std::string(code.substr(0, 2)));
+      return d >= 1 && d <= 95 ? std::string(code.substr(0, 2)) : "";
     }
   }
   return "";

@@ -104,6 +104,20 @@ TEST_F(DiscoverLdap, yaml_stubs_pass_check_config_and_the_sites_are_then_marked_
   EXPECT_NE(restub.out.find("# already configured: 381234567600017"), std::string::npos) << restub.out;
 }
 
+TEST_F(DiscoverLdap, url_and_base_dn_come_from_the_configuration_directory_section) {
+  const std::string config = tmp_->file("with-directory.yaml");
+  tk::write_file(config, "listeners: [{ name: ris, port: 0 }]\ndirectory:\n  ldap_url: \"" + slapd_->url() +
+                             "\"\n  base_dn: \"o=TEST,c=fr\"\n  timeout: 30s\n");
+  CliRun r = run_orgproxy(*tmp_, {"sites", "discover", "--rpps", kProfessional, "--config", config, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["sites"].size(), 4u);
+  // A flag wins over the setting: the wrong base given on the command line is the one used.
+  CliRun flag = run_orgproxy(*tmp_, {"sites", "discover", "--rpps", kProfessional, "--config", config,
+                                     "--base-dn", "o=PROD,c=fr"});
+  EXPECT_NE(flag.exit_code, 0);
+  EXPECT_NE(flag.err.find("o=PROD,c=fr"), std::string::npos) << flag.err;
+}
+
 TEST_F(DiscoverLdap, a_professional_without_activity_gets_a_clear_message) {
   CliRun r = discover(kNoActivity);
   EXPECT_NE(r.exit_code, 0);

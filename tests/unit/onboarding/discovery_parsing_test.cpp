@@ -64,6 +64,8 @@ TEST(OnboardingLdap, departement_comes_from_the_postal_code) {
   EXPECT_EQ(ob::departement_from_address({"20090 Ajaccio"}), "2A");
   EXPECT_EQ(ob::departement_from_address({"20200 Bastia"}), "2B");
   EXPECT_EQ(ob::departement_from_address({"97110 Pointe-à-Pitre"}), "971");
+  EXPECT_EQ(ob::departement_from_address({"98000 Monaco"}), "");  // not a French département
+  EXPECT_EQ(ob::departement_from_address({"00123 Nowhere"}), "");
   // A street number or a SIRET-length number is not a postal code.
   EXPECT_EQ(ob::departement_from_address({"1234 route", "SIRET 81234567600017"}), "");
 }

@@ -258,6 +258,18 @@ struct LoggingSettings {
   bool operator==(const LoggingSettings&) const = default;
 };
 
+/// The `directory` section: where `orgproxy sites discover` finds the ANS health directory. Empty strings
+/// mean "not set" (the command's flags or its defaults apply).
+struct DirectorySettings {
+  std::string source = "ldap";  ///< "ldap" or "fhir": the default source of `sites discover`
+  std::string ldap_url;         ///< ldap://host[:port] or ldaps://...
+  std::string base_dn;          ///< LDAP search base (the test directory: "o=TEST,c=fr")
+  std::string fhir_url;         ///< Annuaire Santé FHIR API base URL
+  std::string api_key_file;     ///< file holding the FHIR API key (path resolved like every path)
+  std::chrono::milliseconds timeout{10000};  ///< network timeout of each directory exchange
+  bool operator==(const DirectorySettings&) const = default;
+};
+
 /// The whole validated configuration. Immutable once built; shared by pointer between threads.
 struct Config {
   std::string source_file;
@@ -271,6 +283,7 @@ struct Config {
   std::vector<Client> clients;                                    ///< in file order (first match wins)
   std::optional<AdminListener> admin;
   LoggingSettings logging;
+  DirectorySettings directory;
   std::vector<std::string> crl_files;  ///< PEM CRLs checked on every upstream and client certificate chain
 
   /// Tenant by exact id, or nullptr. O(1).
