@@ -10,7 +10,7 @@ PACKAGES=(
   libboost1.81-dev libssl-dev openssl libp11-kit-dev p11-kit softhsm2
   libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev libxml2-dev
-  nginx curl procps python3 opensc
+  nginx curl procps python3 python3-zeep opensc
   libldap2-dev slapd ldap-utils
   prometheus systemd dpkg-dev
 )

@@ -149,6 +149,7 @@ class Printer {
     kv(2, "max_header_bytes", format_size(l.max_header_bytes));
     kv(2, "max_header_count", std::to_string(l.max_header_count));
     kv(2, "vihf_check", b(l.vihf_check));
+    kv(2, "vihf_max_bytes", format_size(l.vihf_max_bytes));
     if (l.tls) {
       line(2, "tls:" + from(l.tls->mark));
       kv(3, "cert", q(l.tls->cert_file));

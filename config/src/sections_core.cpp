@@ -278,10 +278,10 @@ void parse_listener_tls(const MapView& m, Listener& l, bool allow_pin_value) {
 }  // namespace
 
 void parse_listeners(const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 12> kKeys{
+  static constexpr std::array<std::string_view, 13> kKeys{
       "name",   "address",        "port",         "selectors",        "tenant_header",
       "tenant", "header_timeout", "idle_timeout", "max_header_bytes", "max_header_count",
-      "tls",    "vihf_check"};
+      "tls",    "vihf_check",     "vihf_max_bytes"};
   const Field* f = top.field("listeners");
   if (!f) return;
   if (!expect_sequence(f->value, mark_of(f->key, top.file()), top.file(), top.diags(), "listeners")) return;
@@ -315,6 +315,7 @@ void parse_listeners(const MapView& top, ParseState& state) {
     parse_selectors(m, l, state);
     parse_listener_tls(m, l, state.config.pkcs11.allow_pin_value);
     if (auto v = m.boolean("vihf_check")) l.vihf_check = *v;
+    if (auto v = m.size("vihf_max_bytes", 1024, 16 << 20)) l.vihf_max_bytes = *v;
     const bool by_cert =
         std::find(l.selectors.begin(), l.selectors.end(), SelectorKind::client_cert) != l.selectors.end();
     if (by_cert && (!l.tls || l.tls->client_ca_file.empty()))

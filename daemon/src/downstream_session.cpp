@@ -18,6 +18,7 @@
 #include "orgproxy/daemon/metrics.hpp"
 #include "orgproxy/daemon/request_id.hpp"
 #include "read_head.hpp"
+#include "vihf_gate.hpp"
 
 namespace orgproxy::daemon {
 
@@ -96,12 +97,19 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
     host_name = hp->host;
   }
 
-  Selection sel = selector.select({&head, parts->path, x.source_tenant});
+  VihfRead vihf = co_await read_vihf(x, selector.vihf_enabled());
+  if (vihf.abort) co_return false;
+  if (vihf.error != ErrorCode::none) co_return co_await answer_error(x, vihf.error, vihf.detail, false);
+
+  Selection sel = selector.select(
+      {&head, parts->path, x.source_tenant, x.vihf ? std::string_view(x.vihf->structure_id) : std::string_view{}});
   if (sel.error != ErrorCode::none) co_return co_await answer_error(x, sel.error, sel.reason, true);
   x.record.tenant = sel.tenant_id;  // a view into the request: valid until the head is rewritten below
   const TenantState* tenant = x.rt->find_tenant(sel.tenant_id);
   if (!tenant) co_return co_await answer_error(x, ErrorCode::unknown_tenant, "tenant is not configured", true);
   x.record.tenant = tenant->tenant->id;  // the snapshot's copy outlives the rewrite
+  if (std::string why; (x.listener.vihf_check || selector.vihf_enabled()) && check_vihf(x, *tenant, why) != ErrorCode::none)
+    co_return co_await answer_error(x, ErrorCode::vihf_mismatch, why, false);
 
   // Authorization after selection (DESIGN.md "Client"): a forged selector reaches only allowed tenants.
   ClientDecision client = authorize_client(x.rt->config().clients, *x.peer, head, x.record.tenant, {});
@@ -264,6 +272,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     record.duration_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     log_access(record);
+    if (x.vihf) log_vihf_audit(record, *x.vihf, x.vihf_issuer_check);
     metrics().observe_request(rt.get(), record);
     if (!keep) {
       linger = !req.is_done();

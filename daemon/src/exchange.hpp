@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -14,6 +15,7 @@
 #include "orgproxy/daemon/access_log.hpp"
 #include "orgproxy/daemon/authorization.hpp"
 #include "orgproxy/daemon/runtime.hpp"
+#include "orgproxy/daemon/vihf.hpp"
 #include "orgproxy/daemon/worker.hpp"
 
 namespace orgproxy::daemon {
@@ -58,6 +60,8 @@ struct Exchange {
   const PeerAddress* peer = nullptr;
   CountedClient* counted = nullptr;
   std::string_view source_tenant;    ///< per connection (see SelectionInput)  ///< the client sent `Expect: 100-continue` and a body is expected
+  std::optional<Vihf> vihf;           ///< the request's VIHF, when read (vihf_gate.hpp)
+  const char* vihf_issuer_check = "not_configured";  ///< for the audit line: match, mismatch, unavailable
   // Set by routing before forward():
   const UpstreamState* upstream = nullptr;
   const keystore::Identity* identity = nullptr;

@@ -12,8 +12,8 @@ TenantSelector::TenantSelector(const config::Listener& listener)
       case config::SelectorKind::header: header_enabled_ = true; break;
       case config::SelectorKind::path: path_enabled_ = true; break;
       case config::SelectorKind::source: source_enabled_ = true; break;
-      case config::SelectorKind::client_cert:
-      case config::SelectorKind::vihf: unimplemented_.push_back(kind); break;
+      case config::SelectorKind::vihf: vihf_enabled_ = true; break;
+      case config::SelectorKind::client_cert: unimplemented_.push_back(kind); break;
     }
   }
 }
@@ -60,6 +60,14 @@ Selection TenantSelector::select(const SelectionInput& in) const {
     if (auto id = split_site_prefix(in.path, rest)) {
       if (!vote(*id)) return ambiguous("tenant selectors disagree (path)");
       s.route_path = rest;
+    }
+  }
+
+  if (vihf_enabled_ && !in.vihf_structure.empty()) {
+    if (!vote(in.vihf_structure)) {
+      s.error = ErrorCode::vihf_mismatch;
+      s.reason = "the VIHF names another site than the other selectors";
+      return s;
     }
   }
 

@@ -25,6 +25,19 @@ TEST(Listeners, selectors_and_header_are_read_in_order) {
   EXPECT_EQ(l.tenant_header, "X-Site");
 }
 
+TEST(Listeners, vihf_max_bytes_defaults_to_64KiB_and_is_bounded) {
+  auto r = load_ok(kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080 }\n"
+                             "  - { name: big, address: 127.0.0.1, port: 8081, vihf_max_bytes: 256KiB }\n");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->listeners[0].vihf_max_bytes, 64u * 1024);
+  EXPECT_EQ(r.config->listeners[1].vihf_max_bytes, 256u * 1024);
+
+  auto d = load_errors(kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080, vihf_max_bytes: 100 }\n");
+  ASSERT_THAT(errors_only(d), SizeIs(1));
+  EXPECT_EQ(errors_only(d)[0].mark.line, 4);
+  EXPECT_NE(errors_only(d)[0].message.find("vihf_max_bytes"), std::string::npos) << errors_only(d)[0].message;
+}
+
 TEST(Listeners, default_selector_is_the_header) {
   auto r = load_ok(kTenant + "  - { name: ris, address: 127.0.0.1, port: 8080 }\n");
   ASSERT_TRUE(r.config);

@@ -108,10 +108,29 @@ TEST(TenantSelection, custom_header_name_and_empty_value) {
 }
 
 TEST(TenantSelection, unimplemented_selectors_are_reported) {
-  auto l = listener_with({config::SelectorKind::header, config::SelectorKind::vihf});
+  auto l = listener_with({config::SelectorKind::header, config::SelectorKind::client_cert});
   TenantSelector sel(l);
   ASSERT_EQ(sel.unimplemented().size(), 1u);
-  EXPECT_EQ(sel.unimplemented()[0], config::SelectorKind::vihf);
+  EXPECT_EQ(sel.unimplemented()[0], config::SelectorKind::client_cert);
+}
+
+TEST(TenantSelection, vihf_alone_selects_and_a_disagreeing_vihf_is_a_vihf_mismatch) {
+  auto l = listener_with({config::SelectorKind::header, config::SelectorKind::vihf});
+  TenantSelector sel(l);
+  EXPECT_TRUE(sel.unimplemented().empty());
+  http::fields none;
+  Selection alone = sel.select({&none, "/dmp", "", "312345678200002"});
+  ASSERT_EQ(alone.error, ErrorCode::none);
+  EXPECT_EQ(alone.tenant_id, "312345678200002");
+  http::fields header;
+  header.set("X-Orgproxy-Tenant", "498765432103017");
+  EXPECT_EQ(sel.select({&header, "/dmp", "", "312345678200002"}).error, ErrorCode::vihf_mismatch);
+  Selection agree = sel.select({&header, "/dmp", "", "498765432103017"});
+  ASSERT_EQ(agree.error, ErrorCode::none);
+  EXPECT_EQ(agree.tenant_id, "498765432103017");
+  // Without the vihf selector, the VIHF does not vote (vihf_check compares it after selection).
+  auto h = listener_with({config::SelectorKind::header});
+  EXPECT_EQ(TenantSelector(h).select({&none, "/dmp", "", "312345678200002"}).error, ErrorCode::tenant_missing);
 }
 
 }  // namespace

@@ -176,6 +176,8 @@ struct Listener {
   std::optional<ListenerTls> tls;
   /// Compare the VIHF Identifiant_Structure with the tenant selected otherwise (SOAP requests).
   bool vihf_check = true;
+  /// At most this many body bytes are buffered to find the VIHF (the SOAP header); the body then streams.
+  std::size_t vihf_max_bytes = 64 * 1024;
   SourceMark mark;
 
   /// The `source` rule for a peer address (4 or 16 bytes, network order; IPv4-mapped IPv6 matches IPv4

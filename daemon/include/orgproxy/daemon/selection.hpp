@@ -17,6 +17,7 @@ struct SelectionInput {
   const boost::beast::http::fields* fields = nullptr;  ///< request header fields
   std::string_view path;                                ///< request path (checked, without query)
   std::string_view source_tenant;  ///< the `source` rules' tenant for the peer ("" = none), per connection
+  std::string_view vihf_structure;  ///< the request's VIHF Identifiant_Structure ("" = no VIHF read)
 };
 
 /// The outcome: the tenant id (a view into the request or the listener config) and the path to route
@@ -29,9 +30,10 @@ struct Selection {
 };
 
 /// The selectors of one listener, prepared once per listener (not per request).
-/// Implemented: `fixed`, `header`, `path`, `source` (rules matched once per connection by the caller).
-/// `client_cert` and `vihf` are accepted and yield no tenant yet (the listener logs that at start); they
-/// plug in as further cases of select().
+/// Implemented: `fixed`, `header`, `path`, `source` (rules matched once per connection by the caller),
+/// `vihf` (the caller reads the VIHF, vihf_gate.hpp); a VIHF disagreeing with the other selectors is
+/// `vihf_mismatch` (DESIGN.md: more specific than tenant_ambiguous). `client_cert` is accepted and yields
+/// no tenant yet (the listener logs that at start).
 class TenantSelector {
  public:
   /// `listener` must outlive the selector (it is part of the Runtime's config snapshot).
@@ -43,6 +45,7 @@ class TenantSelector {
   /// The header to remove before forwarding ("" when the header selector is not configured).
   std::string_view selection_header() const { return header_enabled_ ? header_name_ : std::string_view{}; }
   bool source_enabled() const { return source_enabled_; }
+  bool vihf_enabled() const { return vihf_enabled_; }
   /// Selectors configured but not implemented in this build (for the start-up log).
   const std::vector<config::SelectorKind>& unimplemented() const { return unimplemented_; }
 
@@ -51,6 +54,7 @@ class TenantSelector {
   bool header_enabled_ = false;
   bool path_enabled_ = false;
   bool source_enabled_ = false;
+  bool vihf_enabled_ = false;
   std::string_view fixed_id_;
   std::string_view header_name_;
   std::vector<config::SelectorKind> unimplemented_;
