@@ -52,7 +52,11 @@ int main(int argc, char** argv) {
 
   setup_logging();
   try {
-    if (*run) return orgproxy::daemon::run_server(config_path);
+    if (*run) {
+      int status = orgproxy::daemon::run_server(config_path);
+      spdlog::shutdown();  // flushes the buffered access log
+      return status;
+    }
     if (*check) return orgproxy::daemon::check_config(config_path, offline, std::cout, std::cerr);
   } catch (const std::exception& e) {
     spdlog::critical("fatal: {}", e.what());

@@ -70,7 +70,14 @@ config::ConfigPtr load_logged(const std::filesystem::path& path) {
 // Sends the access log to a file when `logging.access_log` names one (before any request is served: the
 // access logger is looked up once). Throws spdlog::spdlog_ex when the file cannot be opened.
 void setup_access_log(const config::LoggingSettings& logging) {
-  if (logging.access_log.empty() || logging.access_log == "stdout") return;
+  // Flushed once a second rather than per line, whatever the destination: one write(2) per request would
+  // cost more than the rest of the request's bookkeeping. At most a second of lines is lost on a crash;
+  // a clean exit flushes (spdlog::shutdown in main).
+  spdlog::flush_every(std::chrono::seconds(1));
+  if (logging.access_log.empty() || logging.access_log == "stdout") {
+    if (auto stdout_access = spdlog::get("access")) stdout_access->flush_on(spdlog::level::warn);
+    return;
+  }
   std::shared_ptr<spdlog::sinks::sink> sink;
   if (logging.rotate_size > 0)
     sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
@@ -82,9 +89,6 @@ void setup_access_log(const config::LoggingSettings& logging) {
   logger->set_level(spdlog::level::info);
   spdlog::drop("access");
   spdlog::register_logger(logger);
-  // A file is flushed once a second rather than per line: one write(2) per request would cost more than
-  // the rest of the request's bookkeeping.
-  spdlog::flush_every(std::chrono::seconds(1));
 }
 
 bool same_listeners(const config::Config& a, const config::Config& b) {

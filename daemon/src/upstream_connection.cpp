@@ -27,13 +27,18 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 }
 }
 
-bool UpstreamConnection::reusable() const {
+bool UpstreamConnection::clean_after_exchange() const {
   if (buffer.size() != 0) return false;
-  auto& self = const_cast<UpstreamConnection&>(*this);
-  SSL* ssl = self.stream.native_handle();
+  SSL* ssl = const_cast<UpstreamConnection&>(*this).stream.native_handle();
   if (SSL_pending(ssl) > 0 || (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) return false;
-  auto& sock = beast::get_lowest_layer(self.stream).socket();
-  if (!sock.is_open()) return false;
+  // Bytes handed to OpenSSL but not yet processed (e.g. a close_notify read along with the last record).
+  if (BIO* rbio = SSL_get_rbio(ssl); rbio && BIO_ctrl_pending(rbio) > 0) return false;
+  return beast::get_lowest_layer(const_cast<UpstreamConnection&>(*this).stream).socket().is_open();
+}
+
+bool UpstreamConnection::reusable() const {
+  if (!clean_after_exchange()) return false;
+  auto& sock = beast::get_lowest_layer(const_cast<UpstreamConnection&>(*this).stream).socket();
   char probe;
   ssize_t n = ::recv(sock.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) return false;  // FIN: the upstream closed while idle
@@ -145,7 +150,8 @@ void remember_session(UpstreamPool& pool, const PoolKey& key, UpstreamConnection
 
 void release_upstream(UpstreamPool& pool, const PoolKey& key, std::unique_ptr<UpstreamConnection> conn,
                       const config::Upstream& up) {
-  if (!conn || !conn->reusable()) return;
+  // The FIN check (a system call) is left to the next acquire, which must make it anyway.
+  if (!conn || !conn->clean_after_exchange()) return;
   beast::get_lowest_layer(conn->stream).expires_never();
   pool.release(key, std::move(conn), UpstreamPool::Clock::now() + up.idle_timeout, up.max_idle_per_key);
 }

@@ -29,9 +29,15 @@ struct UpstreamConnection {
   boost::beast::flat_buffer buffer;  ///< upstream read buffer; must be empty for the connection to be pooled
   std::uint64_t requests = 0;
 
-  /// True when the idle connection can carry a new request: nothing unread (neither in our buffer, nor in
-  /// OpenSSL, nor on the socket — data there is a close_notify or garbage) and no FIN/RST received.
-  /// Checked with a non-blocking MSG_PEEK, so a request is never written to a dead pooled connection.
+  /// True when the connection, just done with an exchange, may go back to the pool: nothing unread in our
+  /// buffer nor inside OpenSSL (decrypted or still encrypted) and no close_notify received. No system call:
+  /// this runs once per request, and the peer's later FIN is checked by reusable() when the connection is
+  /// taken out again.
+  bool clean_after_exchange() const;
+
+  /// True when the idle connection can carry a new request: clean_after_exchange() and nothing on the
+  /// socket (data there is a close_notify or garbage) and no FIN/RST received. Checked with one
+  /// non-blocking MSG_PEEK, so a request is never written to a dead pooled connection (C09 a).
   bool reusable() const;
 };
 
