@@ -8,6 +8,7 @@
 
 #include "orgproxy/daemon/cli_keys.hpp"
 #include "orgproxy/daemon/cli_sites.hpp"
+#include "orgproxy/daemon/cli_status.hpp"
 #include "orgproxy/daemon/server.hpp"
 
 namespace {
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
   orgproxy::daemon::add_sites_command(app);
 
   try {
+    orgproxy::daemon::add_sites_status_command(app);  // last: joins the `sites` command if already registered
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;

@@ -15,6 +15,8 @@
 
 #include "orgproxy/config/load.hpp"
 #include "orgproxy/config/print.hpp"
+#include "orgproxy/daemon/admin_server.hpp"
+#include "orgproxy/daemon/metrics.hpp"
 #include "orgproxy/daemon/runtime.hpp"
 #include "orgproxy/daemon/systemd_notify.hpp"
 #include "orgproxy/daemon/worker.hpp"
@@ -119,6 +121,7 @@ class Server {
   asio::steady_timer watchdog_timer_{control_};
   std::chrono::microseconds watchdog_period_{0};
   std::vector<std::uint64_t> last_heartbeats_;
+  std::unique_ptr<AdminServer> admin_;
 };
 
 int Server::run(const std::filesystem::path& config_path) {
@@ -151,6 +154,8 @@ int Server::run(const std::filesystem::path& config_path) {
     return 1;
   }
   runtime_.publish(rt);
+  metrics().set_per_tenant_labels(!cfg->admin || cfg->admin->per_tenant_metrics);
+  metrics().config_loaded(false);
 
   unsigned n = cfg->settings.workers ? cfg->settings.workers : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, runtime_));
@@ -177,10 +182,20 @@ int Server::run(const std::filesystem::path& config_path) {
       spdlog::info("listener {} on {}:{}", l.name, l.address, port);
   }
 
+  if (cfg->admin) {
+    try {
+      admin_ = std::make_unique<AdminServer>(*cfg->admin, runtime_, keystore_);
+    } catch (const std::exception& e) {
+      spdlog::critical("admin listener on {}:{}: {}", cfg->admin->address, cfg->admin->port, e.what());
+      return 1;
+    }
+    spdlog::info("admin listener on {}:{}", cfg->admin->address, admin_->port());
+  }
   for (auto& w : workers_) {
     w->start();
     threads_.emplace_back([w = w.get()] { w->run(); });
   }
+  if (admin_) admin_->start();
   spdlog::info("ready: {} worker(s), {} listener(s), {} tenant(s), {} route(s)", n, cfg->listeners.size(),
                cfg->tenants.size(), cfg->routes.size());
   systemd_notify("READY=1\nSTATUS=serving");
@@ -220,6 +235,7 @@ void Server::reload() {
   config::ConfigPtr cfg = load_logged(config_path_);
   if (!cfg) {
     spdlog::error("reload rejected: the previous configuration keeps serving");
+    metrics().config_reload_failed();
     return;
   }
   auto old = runtime_.load();
@@ -231,10 +247,12 @@ void Server::reload() {
     for (auto const& p : problems) spdlog::error("{}", p);
     apply_log_level(*cfg);
     runtime_.publish(rt);
+    metrics().config_loaded(true);
     spdlog::info("reloaded: generation {}, identities: {} usable, {} unavailable", rt->generation(),
                  rt->identities_loaded(), rt->identities_unavailable());
   } catch (const std::exception& e) {
     spdlog::error("reload rejected: {}; the previous configuration keeps serving", e.what());
+    metrics().config_reload_failed();
   }
 }
 
@@ -273,6 +291,7 @@ void Server::shutdown() {
   for (auto& w : workers_) left += w->active_sessions();
   if (left) spdlog::warn("shutdown grace over: closing {} connection(s) still open", left);
   for (auto& w : workers_) w->stop();
+  if (admin_) admin_->stop();
   control_.stop();
 }
 

@@ -14,13 +14,15 @@
 
 #include "orgproxy/daemon/error_response.hpp"
 #include "orgproxy/daemon/keyed_pool.hpp"
+#include "orgproxy/daemon/metrics.hpp"
 #include "orgproxy/daemon/runtime.hpp"
 
 namespace orgproxy::daemon {
 
 struct UpstreamConnection {
   UpstreamConnection(const boost::asio::any_io_executor& ex, SslContextPtr context)
-      : ctx(std::move(context)), stream(ex, *ctx) {}
+      : ctx(std::move(context)), stream(ex, *ctx) { metrics().upstream_connection_opened(); }
+  ~UpstreamConnection() { metrics().upstream_connection_closed(); }
 
   SslContextPtr ctx;  ///< keeps the SSL_CTX alive as long as the connection
   boost::beast::ssl_stream<boost::beast::tcp_stream> stream;
@@ -46,6 +48,8 @@ struct DialResult {
   std::unique_ptr<UpstreamConnection> conn;
   ErrorCode error = ErrorCode::none;
   std::string detail;  ///< for the log line
+  double connect_ms = 0;    ///< TCP connect duration (access log)
+  double handshake_ms = 0;  ///< TLS handshake duration (access log, handshake metrics)
 };
 
 /// Resolves, connects (upstream.connect_timeout) and handshakes (upstream.handshake_timeout) a new
