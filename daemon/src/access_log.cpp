@@ -4,8 +4,6 @@
 
 namespace orgproxy::daemon {
 
-namespace {
-
 void append_json_string(fmt::memory_buffer& out, std::string_view s) {
   out.push_back('"');
   for (char c : s) {
@@ -21,6 +19,8 @@ void append_json_string(fmt::memory_buffer& out, std::string_view s) {
   }
   out.push_back('"');
 }
+
+namespace {
 
 void format_into(fmt::memory_buffer& out, const AccessRecord& r) {
   auto field = [&](std::string_view name, std::string_view value) {

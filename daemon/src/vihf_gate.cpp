@@ -165,19 +165,8 @@ void log_vihf_audit(const AccessRecord& r, const Vihf& v, std::string_view issue
   }();
   fmt::memory_buffer out;
   auto field = [&](std::string_view name, std::string_view value, bool first = false) {
-    fmt::format_to(std::back_inserter(out), "{}\"{}\":\"", first ? "" : ",", name);
-    for (char c : value) {
-      auto u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        out.push_back('\\');
-        out.push_back(c);
-      } else if (u < 0x20 || u == 0x7f) {
-        fmt::format_to(std::back_inserter(out), "\\u{:04x}", u);
-      } else {
-        out.push_back(c);
-      }
-    }
-    out.push_back('"');
+    fmt::format_to(std::back_inserter(out), "{}\"{}\":", first ? "" : ",", name);
+    append_json_string(out, value);
   };
   out.push_back('{');
   field("type", "vihf_audit", true);

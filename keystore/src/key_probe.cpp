@@ -19,17 +19,6 @@
 namespace orgproxy::keystore {
 namespace {
 
-std::string hex_id(const std::string& id) {
-  static const char* digits = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : id) {
-    out += '%';
-    out += digits[c >> 4];
-    out += digits[c & 0x0f];
-  }
-  return out;
-}
-
 /// A PIN read from a file, wiped when done.
 struct Pin {
   std::string value;
@@ -144,7 +133,7 @@ std::vector<KeyProbe> probe_keys(const KeystoreOptions& options, const std::vect
     } else {
       const auto& [token, object] = candidates.front();
       probe.found = true;
-      probe.where = token->display() + " key id=" + hex_id(object->id) +
+      probe.where = token->display() + " key id=" + percent_encode_id(object->id) +
                     (object->label.empty() ? "" : " label '" + object->label + "'");
       if (!request.cert_file.empty()) {
         CertificateChain chain = read_certificate_chain(request.cert_file);

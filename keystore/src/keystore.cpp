@@ -20,17 +20,6 @@
 namespace orgproxy::keystore {
 namespace {
 
-std::string hex_id(const std::string& id) {
-  static const char* digits = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : id) {
-    out += '%';
-    out += digits[c >> 4];
-    out += digits[c & 0x0f];
-  }
-  return out;
-}
-
 class KeystoreImpl final : public Keystore {
  public:
   explicit KeystoreImpl(const KeystoreOptions& options) : options_(options) {
@@ -133,7 +122,7 @@ class KeystoreImpl final : public Keystore {
                           "; add id= or object= to name one");
     const Candidate& c = candidates.front();
     const TokenKeyObject& object = *c.object;
-    const std::string where = c.token->display() + " key id=" + hex_id(object.id) +
+    const std::string where = c.token->display() + " key id=" + percent_encode_id(object.id) +
                               (object.label.empty() ? "" : " label '" + object.label + "'");
     if (!object.can_sign) throw KeystoreError(where + ": CKA_SIGN is false");
     if ((object.extractable || !object.sensitive) && !options_.allow_extractable)

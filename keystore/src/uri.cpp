@@ -100,4 +100,16 @@ bool KeyUri::matches_object(const std::string& id, const std::string& label) con
   return p11_kit_uri_match_attributes(uri_.get(), attrs, 3) == 1;
 }
 
+std::string percent_encode_id(const std::string& id) {
+  static constexpr char digits[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(id.size() * 3);
+  for (unsigned char c : id) {
+    out += '%';
+    out += digits[c >> 4];
+    out += digits[c & 0x0f];
+  }
+  return out;
+}
+
 }  // namespace orgproxy::keystore

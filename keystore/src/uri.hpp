@@ -47,4 +47,7 @@ class KeyUri {
   std::string module_name_, module_path_;
 };
 
+/// A CKA_ID written as RFC 7512 %-encoding of every byte ("%01%FE"), for messages naming a key object.
+std::string percent_encode_id(const std::string& id);
+
 }  // namespace orgproxy::keystore

@@ -6,6 +6,8 @@
 
 #include "orgproxy/daemon/error_response.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
 namespace orgproxy::daemon {
 
 struct AccessRecord {
@@ -25,6 +27,10 @@ struct AccessRecord {
   double handshake_ms = 0;  ///< upstream TLS handshake of a new connection (0: pooled or none)
   bool upstream_reused = false;  ///< the upstream connection came from the pool
 };
+
+/// Appends `s` to `out` as a JSON string literal (RFC 8259 §7): quotes and backslashes escaped, control
+/// characters and DEL as \u00XX; other bytes (UTF-8) copied as they are.
+void append_json_string(fmt::memory_buffer& out, std::string_view s);
 
 /// Formats `r` as one JSON object (no trailing newline). Strings are JSON-escaped.
 std::string format_access_json(const AccessRecord& r);
