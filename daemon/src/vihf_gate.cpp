@@ -10,6 +10,7 @@
 #include <boost/beast/core/string.hpp>
 #include <spdlog/spdlog.h>
 
+#include "orgproxy/daemon/access_log.hpp"
 #include "orgproxy/daemon/http_rules.hpp"
 
 namespace orgproxy::daemon {
