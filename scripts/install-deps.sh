@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev libxml2-dev
   nginx curl procps python3 python3-zeep opensc
   libldap2-dev slapd ldap-utils
+  prometheus systemd dpkg-dev
 )
 
 missing=()

@@ -239,6 +239,7 @@ class Printer {
     kv(1, "address", q(a.address));
     kv(1, "port", std::to_string(a.port));
     list(1, "bearer_sha256", bearer(a.bearer_sha256));
+    kv(1, "per_tenant_metrics", b(a.per_tenant_metrics));
   }
 
   void logging(const LoggingSettings& l) {

@@ -178,7 +178,7 @@ void parse_clients(const MapView& top, ParseState& state) {
 }
 
 void parse_admin(const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 3> kKeys{"address", "port", "bearer_sha256"};
+  static constexpr std::array<std::string_view, 4> kKeys{"address", "port", "bearer_sha256", "per_tenant_metrics"};
   if (!top.field("admin")) return;
   MapView m = sub_map(top, "admin", "admin", kKeys);
   if (!m.valid()) return;
@@ -194,6 +194,7 @@ void parse_admin(const MapView& top, ParseState& state) {
   else if (!m.field("port"))
     m.text("port", true);
   a.bearer_sha256 = sha256_list(m, "bearer_sha256", "the SHA-256 of the admin token (never the token itself)");
+  if (auto v = m.boolean("per_tenant_metrics")) a.per_tenant_metrics = *v;
   if (!is_loopback(a.address) && !m.field("bearer_sha256"))
     m.diags().error(m.value_mark("address"),
                     "admin: the admin endpoint on " + a.address + " (not loopback) needs bearer_sha256");

@@ -37,8 +37,11 @@ void format_into(fmt::memory_buffer& out, const AccessRecord& r) {
   field("path", r.path);
   fmt::format_to(std::back_inserter(out), ",\"status\":{}", r.status);
   field("error", to_string(r.error));
-  fmt::format_to(std::back_inserter(out), ",\"bytes_in\":{},\"bytes_out\":{},\"duration_ms\":{:.3f},\"reused\":{}}}",
-                 r.bytes_in, r.bytes_out, r.duration_ms, r.upstream_reused ? "true" : "false");
+  fmt::format_to(std::back_inserter(out),
+                 ",\"bytes_in\":{},\"bytes_out\":{},\"duration_ms\":{:.3f},\"connect_ms\":{:.3f},"
+                 "\"handshake_ms\":{:.3f},\"reused\":{}}}",
+                 r.bytes_in, r.bytes_out, r.duration_ms, r.connect_ms, r.handshake_ms,
+                 r.upstream_reused ? "true" : "false");
 }
 
 }  // namespace

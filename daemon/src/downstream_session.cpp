@@ -15,6 +15,8 @@
 
 #include "exchange.hpp"
 #include "orgproxy/daemon/http_rules.hpp"
+#include "orgproxy/daemon/metrics.hpp"
+#include "orgproxy/daemon/request_id.hpp"
 #include "read_head.hpp"
 #include "vihf_gate.hpp"
 
@@ -70,6 +72,7 @@ asio::awaitable<void> answer_head_error(beast::tcp_stream& down, const config::L
   rec.status = res.result_int();
   rec.error = code;
   log_access(rec);
+  metrics().observe_request(nullptr, rec);
   down.expires_after(l.idle_timeout);
   co_await http::async_write(down, res, nothrow);
 }
@@ -180,6 +183,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   auto relay = std::make_unique<char[]>(kRelayBufferBytes);
   SessionRegistration registration(worker, down);
   std::string record_method, record_path, upstream_target;
+  std::string given_request_id;  // the client's X-Request-Id, copied: the head is rewritten before forwarding
   boost::system::error_code peer_ec;
   const PeerAddress peer = PeerAddress::from(down.socket().remote_endpoint(peer_ec).address());
   std::string_view source_tenant_for_peer;
@@ -239,8 +243,9 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
       break;
     }
 
+    const std::string_view request_id = adopt_request_id(req.get()["X-Request-Id"], given_request_id, id.view());
     AccessRecord record;
-    record.request_id = id.view();
+    record.request_id = request_id;
     record.listener = listener->name;
     record_method.assign(method_text(req));
     record.method = record_method;
@@ -251,7 +256,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
                buffer,
                req,
                relay.get(),
-               id.view(),
+               request_id,
                record,
                record_method,
                record_path,
@@ -268,6 +273,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     log_access(record);
     if (x.vihf) log_vihf_audit(record, *x.vihf, x.vihf_issuer_check);
+    metrics().observe_request(rt.get(), record);
     if (!keep) {
       linger = !req.is_done();
       break;

@@ -128,6 +128,8 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   x.record.upstream_reused = conn != nullptr;
   if (!conn) {
     DialResult dial = co_await dial_upstream(*x.rt, *x.upstream, *x.identity, pool, key);
+    x.record.connect_ms = dial.connect_ms;
+    x.record.handshake_ms = dial.handshake_ms;
     if (!dial.conn) {
       out.error = dial.error;
       out.detail = std::move(dial.detail);

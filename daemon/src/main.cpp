@@ -8,6 +8,7 @@
 
 #include "orgproxy/daemon/cli_keys.hpp"
 #include "orgproxy/daemon/cli_sites.hpp"
+#include "orgproxy/daemon/cli_status.hpp"
 #include "orgproxy/daemon/server.hpp"
 
 namespace {
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   orgproxy::daemon::add_sites_command(app);
 
   try {
+    orgproxy::daemon::add_sites_status_command(app);  // last: joins the `sites` command if already registered
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
@@ -50,7 +52,11 @@ int main(int argc, char** argv) {
 
   setup_logging();
   try {
-    if (*run) return orgproxy::daemon::run_server(config_path);
+    if (*run) {
+      int status = orgproxy::daemon::run_server(config_path);
+      spdlog::shutdown();  // flushes the buffered access log
+      return status;
+    }
     if (*check) return orgproxy::daemon::check_config(config_path, offline, std::cout, std::cerr);
   } catch (const std::exception& e) {
     spdlog::critical("fatal: {}", e.what());

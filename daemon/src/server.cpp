@@ -14,6 +14,8 @@
 #include <spdlog/spdlog.h>
 
 #include "orgproxy/config/load.hpp"
+#include "orgproxy/daemon/admin_server.hpp"
+#include "orgproxy/daemon/metrics.hpp"
 #include "orgproxy/daemon/runtime.hpp"
 #include "orgproxy/daemon/systemd_notify.hpp"
 #include "orgproxy/daemon/worker.hpp"
@@ -68,7 +70,14 @@ config::ConfigPtr load_logged(const std::filesystem::path& path) {
 // Sends the access log to a file when `logging.access_log` names one (before any request is served: the
 // access logger is looked up once). Throws spdlog::spdlog_ex when the file cannot be opened.
 void setup_access_log(const config::LoggingSettings& logging) {
-  if (logging.access_log.empty() || logging.access_log == "stdout") return;
+  // Flushed once a second rather than per line, whatever the destination: one write(2) per request would
+  // cost more than the rest of the request's bookkeeping. At most a second of lines is lost on a crash;
+  // a clean exit flushes (spdlog::shutdown in main).
+  spdlog::flush_every(std::chrono::seconds(1));
+  if (logging.access_log.empty() || logging.access_log == "stdout") {
+    if (auto stdout_access = spdlog::get("access")) stdout_access->flush_on(spdlog::level::warn);
+    return;
+  }
   std::shared_ptr<spdlog::sinks::sink> sink;
   if (logging.rotate_size > 0)
     sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
@@ -80,9 +89,6 @@ void setup_access_log(const config::LoggingSettings& logging) {
   logger->set_level(spdlog::level::info);
   spdlog::drop("access");
   spdlog::register_logger(logger);
-  // A file is flushed once a second rather than per line: one write(2) per request would cost more than
-  // the rest of the request's bookkeeping.
-  spdlog::flush_every(std::chrono::seconds(1));
 }
 
 bool same_listeners(const config::Config& a, const config::Config& b) {
@@ -114,6 +120,7 @@ class Server {
   asio::steady_timer watchdog_timer_{control_};
   std::chrono::microseconds watchdog_period_{0};
   std::vector<std::uint64_t> last_heartbeats_;
+  std::unique_ptr<AdminServer> admin_;
 };
 
 int Server::run(const std::filesystem::path& config_path) {
@@ -146,6 +153,8 @@ int Server::run(const std::filesystem::path& config_path) {
     return 1;
   }
   runtime_.publish(rt);
+  metrics().set_per_tenant_labels(!cfg->admin || cfg->admin->per_tenant_metrics);
+  metrics().config_loaded(false);
 
   unsigned n = cfg->settings.workers ? cfg->settings.workers : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, runtime_));
@@ -175,10 +184,20 @@ int Server::run(const std::filesystem::path& config_path) {
                    config::to_string(kind));
   }
 
+  if (cfg->admin) {
+    try {
+      admin_ = std::make_unique<AdminServer>(*cfg->admin, runtime_, keystore_);
+    } catch (const std::exception& e) {
+      spdlog::critical("admin listener on {}:{}: {}", cfg->admin->address, cfg->admin->port, e.what());
+      return 1;
+    }
+    spdlog::info("admin listener on {}:{}", cfg->admin->address, admin_->port());
+  }
   for (auto& w : workers_) {
     w->start();
     threads_.emplace_back([w = w.get()] { w->run(); });
   }
+  if (admin_) admin_->start();
   spdlog::info("ready: {} worker(s), {} listener(s), {} tenant(s), {} route(s)", n, cfg->listeners.size(),
                cfg->tenants.size(), cfg->routes.size());
   systemd_notify("READY=1\nSTATUS=serving");
@@ -218,6 +237,7 @@ void Server::reload() {
   config::ConfigPtr cfg = load_logged(config_path_);
   if (!cfg) {
     spdlog::error("reload rejected: the previous configuration keeps serving");
+    metrics().config_reload_failed();
     return;
   }
   auto old = runtime_.load();
@@ -229,10 +249,12 @@ void Server::reload() {
     for (auto const& p : problems) spdlog::error("{}", p);
     apply_log_level(*cfg);
     runtime_.publish(rt);
+    metrics().config_loaded(true);
     spdlog::info("reloaded: generation {}, identities: {} usable, {} unavailable", rt->generation(),
                  rt->identities_loaded(), rt->identities_unavailable());
   } catch (const std::exception& e) {
     spdlog::error("reload rejected: {}; the previous configuration keeps serving", e.what());
+    metrics().config_reload_failed();
   }
 }
 
@@ -271,6 +293,7 @@ void Server::shutdown() {
   for (auto& w : workers_) left += w->active_sessions();
   if (left) spdlog::warn("shutdown grace over: closing {} connection(s) still open", left);
   for (auto& w : workers_) w->stop();
+  if (admin_) admin_->stop();
   control_.stop();
 }
 

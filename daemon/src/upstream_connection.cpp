@@ -21,15 +21,24 @@ using tcp = asio::ip::tcp;
 
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+}
+
+bool UpstreamConnection::clean_after_exchange() const {
+  if (buffer.size() != 0) return false;
+  SSL* ssl = const_cast<UpstreamConnection&>(*this).stream.native_handle();
+  if (SSL_pending(ssl) > 0 || (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) return false;
+  // Bytes handed to OpenSSL but not yet processed (e.g. a close_notify read along with the last record).
+  if (BIO* rbio = SSL_get_rbio(ssl); rbio && BIO_ctrl_pending(rbio) > 0) return false;
+  return beast::get_lowest_layer(const_cast<UpstreamConnection&>(*this).stream).socket().is_open();
 }
 
 bool UpstreamConnection::reusable() const {
-  if (buffer.size() != 0) return false;
-  auto& self = const_cast<UpstreamConnection&>(*this);
-  SSL* ssl = self.stream.native_handle();
-  if (SSL_pending(ssl) > 0 || (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) return false;
-  auto& sock = beast::get_lowest_layer(self.stream).socket();
-  if (!sock.is_open()) return false;
+  if (!clean_after_exchange()) return false;
+  auto& sock = beast::get_lowest_layer(const_cast<UpstreamConnection&>(*this).stream).socket();
   char probe;
   ssize_t n = ::recv(sock.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) return false;  // FIN: the upstream closed while idle
@@ -55,6 +64,7 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
   if (rec) {
     r.error = ErrorCode::upstream_connect;
     r.detail = "resolve " + u.host + ": " + rec.message();
+    metrics().observe_handshake(u.name, r.error, 0);
     co_return r;
   }
 
@@ -64,10 +74,13 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
     auto conn = std::make_unique<UpstreamConnection>(ex, ctx);
     auto& tcp_layer = beast::get_lowest_layer(conn->stream);
     tcp_layer.expires_after(u.connect_timeout);
+    const auto connect_started = std::chrono::steady_clock::now();
     auto [cec, ep] = co_await tcp_layer.async_connect(endpoints, use_nothrow);
+    r.connect_ms = ms_since(connect_started);
     if (cec) {
       r.error = cec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
       r.detail = "connect " + up.authority + ": " + cec.message();
+      metrics().observe_handshake(u.name, r.error, 0);
       co_return r;
     }
     boost::system::error_code opt_ec;
@@ -91,8 +104,11 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
     }
 
     tcp_layer.expires_after(u.handshake_timeout);
+    const auto handshake_started = std::chrono::steady_clock::now();
     auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+    r.handshake_ms = ms_since(handshake_started);
     if (!hec) {
+      metrics().observe_handshake(u.name, ErrorCode::none, r.handshake_ms / 1000.0);
       spdlog::debug("upstream {} tenant {}: {} handshake done, session {}", u.name, identity.tenant_id(),
                     SSL_get_version(ssl), SSL_session_reused(ssl) ? "resumed" : "new");
       r.conn = std::move(conn);
@@ -111,9 +127,11 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
       if (offered && verify == X509_V_OK) {
         spdlog::info("upstream {} tenant {}: handshake offering a stored session failed ({}); retrying without it",
                      u.name, identity.tenant_id(), hec.message());
+        metrics().observe_handshake(u.name, r.error, r.handshake_ms / 1000.0);
         continue;
       }
     }
+    metrics().observe_handshake(u.name, r.error, r.handshake_ms / 1000.0);
     co_return r;
   }
   co_return r;
@@ -132,7 +150,8 @@ void remember_session(UpstreamPool& pool, const PoolKey& key, UpstreamConnection
 
 void release_upstream(UpstreamPool& pool, const PoolKey& key, std::unique_ptr<UpstreamConnection> conn,
                       const config::Upstream& up) {
-  if (!conn || !conn->reusable()) return;
+  // The FIN check (a system call) is left to the next acquire, which must make it anyway.
+  if (!conn || !conn->clean_after_exchange()) return;
   beast::get_lowest_layer(conn->stream).expires_never();
   pool.release(key, std::move(conn), UpstreamPool::Clock::now() + up.idle_timeout, up.max_idle_per_key);
 }

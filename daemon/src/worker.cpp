@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "orgproxy/daemon/downstream_session.hpp"
+#include "orgproxy/daemon/metrics.hpp"
 
 namespace orgproxy::daemon {
 
@@ -70,6 +71,7 @@ void Worker::schedule_sweep() {
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopping()) return;
     pool_.sweep(UpstreamPool::Clock::now());
+    metrics().set_idle_connections(index_, pool_.idle_total());
     schedule_sweep();
   });
 }

@@ -247,6 +247,7 @@ struct AdminListener {
   std::string address = "127.0.0.1";
   std::uint16_t port = 0;
   std::vector<std::string> bearer_sha256;  ///< accepted tokens, as lower-case hex SHA-256
+  bool per_tenant_metrics = true;  ///< metric series carry a `tenant` label (off for very large groups)
   SourceMark mark;
   bool operator==(const AdminListener&) const = default;
 };

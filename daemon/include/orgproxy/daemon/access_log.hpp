@@ -21,6 +21,8 @@ struct AccessRecord {
   std::uint64_t bytes_in = 0;   ///< request body bytes read from the client
   std::uint64_t bytes_out = 0;  ///< response body bytes written to the client
   double duration_ms = 0;
+  double connect_ms = 0;    ///< upstream TCP connect of a new connection (0: pooled or none)
+  double handshake_ms = 0;  ///< upstream TLS handshake of a new connection (0: pooled or none)
   bool upstream_reused = false;  ///< the upstream connection came from the pool
 };
 

@@ -14,22 +14,30 @@
 
 #include "orgproxy/daemon/error_response.hpp"
 #include "orgproxy/daemon/keyed_pool.hpp"
+#include "orgproxy/daemon/metrics.hpp"
 #include "orgproxy/daemon/runtime.hpp"
 
 namespace orgproxy::daemon {
 
 struct UpstreamConnection {
   UpstreamConnection(const boost::asio::any_io_executor& ex, SslContextPtr context)
-      : ctx(std::move(context)), stream(ex, *ctx) {}
+      : ctx(std::move(context)), stream(ex, *ctx) { metrics().upstream_connection_opened(); }
+  ~UpstreamConnection() { metrics().upstream_connection_closed(); }
 
   SslContextPtr ctx;  ///< keeps the SSL_CTX alive as long as the connection
   boost::beast::ssl_stream<boost::beast::tcp_stream> stream;
   boost::beast::flat_buffer buffer;  ///< upstream read buffer; must be empty for the connection to be pooled
   std::uint64_t requests = 0;
 
-  /// True when the idle connection can carry a new request: nothing unread (neither in our buffer, nor in
-  /// OpenSSL, nor on the socket — data there is a close_notify or garbage) and no FIN/RST received.
-  /// Checked with a non-blocking MSG_PEEK, so a request is never written to a dead pooled connection.
+  /// True when the connection, just done with an exchange, may go back to the pool: nothing unread in our
+  /// buffer nor inside OpenSSL (decrypted or still encrypted) and no close_notify received. No system call:
+  /// this runs once per request, and the peer's later FIN is checked by reusable() when the connection is
+  /// taken out again.
+  bool clean_after_exchange() const;
+
+  /// True when the idle connection can carry a new request: clean_after_exchange() and nothing on the
+  /// socket (data there is a close_notify or garbage) and no FIN/RST received. Checked with one
+  /// non-blocking MSG_PEEK, so a request is never written to a dead pooled connection (C09 a).
   bool reusable() const;
 };
 
@@ -40,6 +48,8 @@ struct DialResult {
   std::unique_ptr<UpstreamConnection> conn;
   ErrorCode error = ErrorCode::none;
   std::string detail;  ///< for the log line
+  double connect_ms = 0;    ///< TCP connect duration (access log)
+  double handshake_ms = 0;  ///< TLS handshake duration (access log, handshake metrics)
 };
 
 /// Resolves, connects (upstream.connect_timeout) and handshakes (upstream.handshake_timeout) a new
