@@ -198,6 +198,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   // closing at once could turn into a reset that destroys the answer before the client reads it
   // (RFC 9112 §9.6): half-close, then drain a bounded amount for a short while.
   bool linger = false;
+  bool first_request = true;
   std::shared_ptr<const Runtime> rt = worker.runtime();
   while (!worker.stopping()) {
     // A reload shows as a new generation; requests after it run on the new snapshot, while the one in
@@ -218,8 +219,12 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     // error; the route's own limit is applied once the route is known (413, C10).
     req.body_limit(std::numeric_limits<std::uint64_t>::max());
     registration.idle(buffer.size() == 0);
+    // The first head has no idle period before it: the whole of it, first byte included, must arrive within
+    // header_timeout (SCHEMA), else a silent connection would hold a slot for idle_timeout. Between
+    // keep-alive requests, idle_timeout is the wait for the next first byte.
     HeadRead hr = co_await read_head(down, buffer, req, listener->max_header_bytes, listener->max_header_count,
-                                     listener->idle_timeout, listener->header_timeout);
+                                     listener->idle_timeout, listener->header_timeout, first_request);
+    first_request = false;
     registration.idle(false);
     const auto started = std::chrono::steady_clock::now();
     RequestId id = worker.next_request_id();

@@ -205,7 +205,9 @@ std::optional<TargetParts> check_target(std::string_view target, const char** re
   }
   for (char c : target) {
     auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f) return refuse("control character or space in the request target");
+    // RFC 9112 §3.2: the request-target is visible ASCII only; obs-text (0x80-0xFF) would reach the upstream
+    // raw and be decoded there in whatever charset it guesses.
+    if (u <= 0x20 || u >= 0x7f) return refuse("byte outside visible ASCII in the request target");
     if (c == '#') return refuse("fragment in the request target");
   }
   std::string_view p = parts.path;
@@ -219,12 +221,16 @@ std::optional<TargetParts> check_target(std::string_view target, const char** re
         return refuse("percent-encoded '/', '\\' or '.' in the path");
     }
   }
-  // Dot-segments: a segment that is exactly "." or "..".
+  // Dot-segments: a segment whose part before its first ';' is "." or "..". Servlet containers (Tomcat) strip
+  // path parameters before resolving dot-segments, so "/dmp/..;/x" would climb out of the route there.
+  // Empty segments ("//") are refused too: upstreams disagree on whether they collapse.
   std::size_t start = 1;
   while (start <= p.size()) {
     auto end = p.find('/', start);
     if (end == std::string_view::npos) end = p.size();
     auto seg = p.substr(start, end - start);
+    if (seg.empty() && end < p.size()) return refuse("empty segment ('//') in the path");
+    seg = seg.substr(0, seg.find(';'));
     if (seg == "." || seg == "..") return refuse("dot-segment in the path");
     start = end + 1;
   }

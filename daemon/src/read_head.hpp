@@ -23,19 +23,21 @@ struct HeadRead {
   boost::system::error_code parse_ec;  ///< Beast parser refusal (framing) after a clean scan
 };
 
-/// Waits up to `first_byte` for the first byte, then gives the whole head `whole_head` from there; scans
+/// Waits up to `first_byte` for the first byte, then gives the whole head `whole_head` from there (from now
+/// when `whole_head_from_now`: a connection's first request, which has no idle period before it); scans
 /// it with scan_head (bare CR/LF, obs-fold... refused) and hands exactly the head bytes to `parser`.
 /// Body bytes already received stay in `buffer` for the parser's body reads.
 template <class Stream, class Parser>
 boost::asio::awaitable<HeadRead> read_head(Stream& stream, boost::beast::flat_buffer& buffer, Parser& parser,
                                            std::size_t max_bytes, std::size_t max_fields,
                                            std::chrono::milliseconds first_byte,
-                                           std::chrono::milliseconds whole_head) {
+                                           std::chrono::milliseconds whole_head,
+                                           bool whole_head_from_now = false) {
   namespace asio = boost::asio;
   HeadRead r;
   auto& tcp = boost::beast::get_lowest_layer(stream);
   bool head_deadline_set = false;
-  if (buffer.size() == 0) {
+  if (buffer.size() == 0 && !whole_head_from_now) {
     tcp.expires_after(first_byte);
   } else {
     tcp.expires_after(whole_head);

@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -25,6 +26,48 @@
 #include "read_head.hpp"
 
 namespace orgproxy::daemon {
+
+/// True when `pending` (bytes the parser could not use yet, so a chunk-size, last-chunk or trailer line
+/// still being framed) holds an LF not preceded by CR. RFC 9112 §7.1 ends those lines with CRLF; Beast
+/// keeps waiting for a CR that a bare-LF sender never sends (field case C02 (c)).
+inline bool has_bare_lf(const boost::beast::flat_buffer& pending) {
+  auto data = pending.data();
+  const auto* b = static_cast<const char*>(data.data());
+  for (std::size_t i = 0; i < data.size(); ++i)
+    if (b[i] == '\n' && (i == 0 || b[i - 1] != '\r')) return true;
+  return false;
+}
+
+/// One parse step of a message body, as http::async_read_some(in, buffer, p), except that a chunked
+/// body whose framing line ends in a bare LF fails at once with http::error::bad_chunk instead of waiting
+/// (until the read deadline) for a CRLF that never comes. Errors: those of the stream and the parser
+/// (need_buffer: `p`'s body buffer is full).
+template <class In, bool isRequest>
+boost::asio::awaitable<boost::system::error_code> read_body_some(
+    In& in, boost::beast::flat_buffer& buffer,
+    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p) {
+  namespace asio = boost::asio;
+  namespace http = boost::beast::http;
+  for (;;) {
+    if (buffer.size() > 0) {
+      boost::system::error_code ec;
+      buffer.consume(p.put(buffer.data(), ec));
+      if (ec != http::error::need_more) co_return ec;
+      if (p.chunked() && has_bare_lf(buffer)) co_return http::error::bad_chunk;
+    }
+    const auto size = boost::beast::read_size(buffer, 65536);  // what http::async_read_some asks for
+    if (size == 0) co_return http::error::buffer_overflow;
+    auto [ec, n] = co_await in.async_read_some(buffer.prepare(size), asio::as_tuple(asio::use_awaitable));
+    buffer.commit(n);
+    if (ec == asio::error::eof && n == 0) {
+      if (!p.got_some()) co_return http::error::end_of_stream;
+      boost::system::error_code eof_ec;
+      p.put_eof(eof_ec);  // partial_message unless the body is close-delimited
+      co_return eof_ec;
+    }
+    if (ec && n == 0) co_return ec;
+  }
+}
 
 struct StepResult {
   boost::system::error_code read_ec;
@@ -54,7 +97,7 @@ boost::asio::awaitable<StepResult> relay_body(In& in, boost::beast::flat_buffer&
       body.data = buf;
       body.size = buf_size;
       boost::beast::get_lowest_layer(in).expires_after(in_timeout);
-      auto [ec, n] = co_await http::async_read_some(in, in_buffer, p, nothrow);
+      auto ec = co_await read_body_some(in, in_buffer, p);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         r.read_ec = ec;

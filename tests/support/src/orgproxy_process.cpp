@@ -40,6 +40,8 @@ std::string OrgproxyConfig::yaml() const {
     << "\n    selectors: [";
   for (std::size_t i = 0; i < selectors.size(); ++i) y << (i ? ", " : "") << selectors[i];
   y << "]\n";
+  if (!listener_header_timeout.empty()) y << "    header_timeout: " << q(listener_header_timeout) << "\n";
+  if (!listener_idle_timeout.empty()) y << "    idle_timeout: " << q(listener_idle_timeout) << "\n";
   y << "upstreams:\n";
   for (const auto& u : upstreams) {
     y << "  " << u.name << ":\n"

@@ -154,6 +154,23 @@ TEST(Target, dot_segments_encoded_separators_and_backslash_are_refused) {
     EXPECT_FALSE(check_target(bad)) << bad;
 }
 
+TEST(Target, dot_segments_with_path_parameters_and_empty_segments_are_refused) {
+  // Tomcat and other servlet containers drop ";params" before resolving dot-segments: "..;" is "..".
+  for (auto bad : {"/dmp/..;/insi", "/dmp/..;x=1/insi", "/dmp/.;/x", "/dmp/..;", "/..;/admin", "/dmp//insi",
+                   "//dmp", "/dmp/x//"})
+    EXPECT_FALSE(check_target(bad)) << bad;
+  // Positive controls: parameters on ordinary segments, dots that are not whole segments, a trailing slash.
+  for (auto good : {"/dmp/registry;jsessionid=AB12/x", "/dmp/a;v=1;w=2", "/dmp/..x;p/y", "/dmp/.y;/z", "/dmp/",
+                    "/dmp/a;..", "/"})
+    EXPECT_TRUE(check_target(good)) << good;
+}
+
+TEST(Target, bytes_outside_visible_ascii_are_refused) {  // RFC 9112 §3.2: request-target is VCHAR only
+  for (auto bad : {"/dmp/caf\xc3\xa9", "/dmp/\x80", "/dmp/x?q=\xff", "/dmp/\x7f", "/dmp/\x01", "/dmp\tx"})
+    EXPECT_FALSE(check_target(bad)) << bad;
+  EXPECT_TRUE(check_target("/dmp/caf%C3%A9?q=~!$&'()*+,;=:@"));  // positive control: the same text encoded
+}
+
 TEST(Target, site_prefix_is_split_from_the_routed_path) {
   std::string_view rest;
   auto id = split_site_prefix("/sites/312345678200002/dmp/registry", rest);

@@ -60,8 +60,9 @@ struct TargetParts {
 };
 
 /// Checks an origin-form request target (RFC 9112 §3.2.1) for routing. Refused (nullopt): anything not
-/// starting with '/', a '#', control characters or a backslash, dot-segments (`.`/`..` anywhere in the
-/// path), and the percent-encoded `/`, `\`, `.` (%2F %5C %2E, any case), so nothing escapes the upstream
+/// starting with '/', a '#', any byte outside visible ASCII (0x21-0x7E, RFC 9112 §3.2), a backslash,
+/// dot-segments (a segment whose part before its first ';' is `.` or `..`, since servlet containers drop
+/// path parameters before resolving them), empty segments (`//`), and the percent-encoded `/`, `\`, `.` (%2F %5C %2E, any case), so nothing escapes the upstream
 /// base path (DESIGN.md "Route"). `reason` receives a static explanation on refusal.
 std::optional<TargetParts> check_target(std::string_view target, const char** reason = nullptr);
 

@@ -62,6 +62,8 @@ struct OrgproxyConfig {
   std::string listen_address = "127.0.0.1";
   std::uint16_t port = 0;  ///< 0: a free loopback port is chosen when the process starts
   std::vector<std::string> selectors{"header"};
+  /// The listener's header_timeout and idle_timeout as duration strings; "" = the schema default.
+  std::string listener_header_timeout, listener_idle_timeout;
   std::string module_path = ORGPROXY_SOFTHSM2_MODULE;
   std::string pin_file;
   bool allow_extractable_keys = false;
