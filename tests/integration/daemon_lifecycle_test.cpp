@@ -28,18 +28,7 @@ void write_file(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
 
-class DaemonLifecycle : public DaemonWorld {
- protected:
-  tk::HashUpstreamOptions hash_options() const {
-    return {server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()};
-  }
-  static tk::HttpRequest get(const std::string& tenant, const std::string& target) {
-    tk::HttpRequest r;
-    r.target = target;
-    r.headers = {{"X-Orgproxy-Tenant", tenant}};
-    return r;
-  }
-};
+using DaemonLifecycle = DaemonWorld;
 
 TEST_F(DaemonLifecycle, check_config_lists_every_error_at_file_line_col_and_exits_1) {
   auto a = make_identity(kA, "dmp", kA, "Cabinet A");

@@ -36,15 +36,6 @@ class DaemonProxy : public DaemonWorld {
     s.client_ca_file = pki_->ca_bundle_pem().string();
     return s;
   }
-  tk::HashUpstreamOptions hash_options() const {
-    return {server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()};
-  }
-  static tk::HttpRequest get(const std::string& tenant, const std::string& target) {
-    tk::HttpRequest r;
-    r.target = target;
-    r.headers = {{"X-Orgproxy-Tenant", tenant}};
-    return r;
-  }
 };
 
 TEST_F(DaemonProxy, each_tenant_reaches_the_upstream_with_its_own_certificate) {

@@ -9,6 +9,8 @@
 #include <string>
 
 #include "orgproxy/testkit/files.hpp"
+#include "orgproxy/testkit/hash_upstream.hpp"
+#include "orgproxy/testkit/http_client.hpp"
 #include "orgproxy/testkit/orgproxy_process.hpp"
 #include "orgproxy/testkit/pki.hpp"
 #include "orgproxy/testkit/site_ids.hpp"
@@ -28,6 +30,18 @@ struct SiteIdentity {
 
 class DaemonWorld : public ::testing::Test {
  protected:
+  /// Options of a HashUpstream presenting the test server certificate and trusting the test root.
+  tk::HashUpstreamOptions hash_options() const {
+    return {server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()};
+  }
+  /// A GET of `target` naming `tenant` in the selection header.
+  static tk::HttpRequest get(const std::string& tenant, const std::string& target) {
+    tk::HttpRequest r;
+    r.target = target;
+    r.headers = {{"X-Orgproxy-Tenant", tenant}};
+    return r;
+  }
+
   void SetUp() override {
     // The token first: SoftHSM reads its configuration at the first C_Initialize of this process.
     token_ = std::make_unique<tk::SoftHsmToken>(tmp_.subdir("token"), "orgproxy-it", "it-pin-1234");

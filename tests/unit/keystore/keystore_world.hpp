@@ -3,7 +3,11 @@
 #pragma once
 
 #include <memory>
+#include <sstream>
 #include <string>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "orgproxy/keystore/keystore.hpp"
 #include "orgproxy/testkit/pki.hpp"
@@ -51,6 +55,23 @@ struct KeystoreWorld {
   ScratchDir tmp;
   testkit::TestPki pki;
   testkit::SoftHsmToken token;
+};
+
+
+/// Routes the default spdlog logger into a string for the object's lifetime (log-secrecy and recovery assertions).
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+    spdlog::set_level(spdlog::level::debug);
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
 };
 
 }  // namespace orgproxy::keystore::test
