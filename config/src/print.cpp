@@ -177,6 +177,11 @@ class Printer {
       line(2, "proxy:" + from(u.proxy->mark));
       kv(3, "url", q(u.proxy->url));
       if (!u.proxy->credentials_file.empty()) kv(3, "credentials_file", q(u.proxy->credentials_file));
+      kv(3, "connect_timeout", format_duration(u.proxy->connect_timeout));
+    }
+    if (!u.crl_files.empty()) {
+      line(2, "crl_files:");
+      for (const auto& f : u.crl_files) line(3, "- " + q(f));
     }
   }
 

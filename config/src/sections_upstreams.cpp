@@ -28,7 +28,7 @@ std::string lower(std::string s) {
 }
 
 void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 13> kKeys{"url",
+  static constexpr std::array<std::string_view, 14> kKeys{"url",
                                                           "sni",
                                                           "ca_file",
                                                           "environment",
@@ -40,7 +40,8 @@ void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapVie
                                                           "first_byte_timeout",
                                                           "idle_timeout",
                                                           "max_idle_per_key",
-                                                          "proxy"};
+                                                          "proxy",
+                                                          "crl_files"};
   const std::string name = key.Scalar();
   MapView m(value, mark_of(key, top.file()), top.file(), top.diags(), "upstream '" + name + "'", kKeys);
   if (!is_simple_name(name))
@@ -93,8 +94,10 @@ void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapVie
   if (auto v = m.duration("first_byte_timeout", 1ms, 1h)) u.first_byte_timeout = *v;
   if (auto v = m.duration("idle_timeout", 1ms, 1h)) u.idle_timeout = *v;
   if (auto v = m.integer("max_idle_per_key", 0, 1024)) u.max_idle_per_key = *v;
+  if (auto items = m.list("crl_files"))
+    for (const auto& t : *items) u.crl_files.push_back(resolve_path(t.value, top.file()));
   if (m.field("proxy")) {
-    static constexpr std::array<std::string_view, 2> kProxyKeys{"url", "credentials_file"};
+    static constexpr std::array<std::string_view, 3> kProxyKeys{"url", "credentials_file", "connect_timeout"};
     MapView p = sub_map(m, "proxy", m.what() + ": proxy", kProxyKeys);
     if (p.valid()) {
       UpstreamProxy proxy;
@@ -110,6 +113,9 @@ void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapVie
         }
       }
       if (auto v = p.path("credentials_file")) proxy.credentials_file = *v;
+      // Reaching the proxy and its CONNECT answer (the proxy dials the upstream meanwhile).
+      proxy.connect_timeout = u.connect_timeout;
+      if (auto v = p.duration("connect_timeout", 1ms, 10min)) proxy.connect_timeout = *v;
       u.proxy = std::move(proxy);
     }
   }

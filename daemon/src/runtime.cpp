@@ -40,6 +40,25 @@ UpstreamState make_upstream_state(const config::Upstream& u) {
   }
   s.authority = upstream_authority(!s.sni.empty() ? std::string_view(s.sni) : std::string_view(u.host), u.port);
   s.port_text = std::to_string(u.port);
+  if (u.proxy) {
+    EgressProxy p;
+    p.url = u.proxy->url;
+    p.host = u.proxy->host;
+    p.port_text = std::to_string(u.proxy->port);
+    // The proxy dials the URL's host (never the SNI name): the same address a direct dial would reach.
+    // RFC 9110 §9.3.6: authority-form, port always written.
+    const bool v6 = u.host.find(':') != std::string::npos;
+    p.target = (v6 ? "[" + u.host + "]" : u.host) + ":" + std::to_string(u.port);
+    p.connect_timeout = u.proxy->connect_timeout;
+    if (!u.proxy->credentials_file.empty()) {
+      try {
+        p.authorization = read_proxy_authorization(u.proxy->credentials_file);
+      } catch (const std::exception& e) {
+        throw RuntimeError(u.proxy->mark.str() + ": upstream " + u.name + ": " + e.what());
+      }
+    }
+    s.proxy = std::move(p);
+  }
   return s;
 }
 
@@ -54,10 +73,6 @@ std::vector<std::string> unsupported_settings(const config::Config& cfg) {
         out.push_back(l.mark.str() + ": listener " + l.name +
                       ": the client_cert selector is not supported by this build (it needs downstream TLS)");
   }
-  for (auto const& [name, u] : cfg.upstreams)
-    if (u.proxy)
-      out.push_back(u.mark.str() + ": upstream " + name +
-                    ": egress CONNECT proxies are not supported by this build (remove `proxy`)");
   return out;
 }
 

@@ -33,7 +33,8 @@ SslContextPtr TlsContextCache::get(const keystore::Identity& identity, const con
   options.ca_file = upstream.ca_file;
   options.min_version = to_openssl(upstream.tls_min);
   options.max_version = to_openssl(upstream.tls_max);
-  options.crl_files = crl_files_;
+  options.crl_files = crl_files_;  // the top-level CRLs, then the upstream's own
+  options.crl_files.insert(options.crl_files.end(), upstream.crl_files.begin(), upstream.crl_files.end());
   SslContextPtr ctx;
   try {
     keystore::SslCtxPtr raw = keystore::make_client_context(*keystore_, identity, options);

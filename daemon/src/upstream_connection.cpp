@@ -1,5 +1,7 @@
 #include "orgproxy/daemon/upstream_connection.hpp"
 
+#include "dns.hpp"
+
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -59,29 +61,31 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
     co_return r;
   }
   auto ex = co_await asio::this_coro::executor;
-  tcp::resolver resolver(ex);
-  auto [rec, endpoints] = co_await resolver.async_resolve(u.host, up.port_text, use_nothrow);
-  if (rec) {
-    r.error = ErrorCode::upstream_connect;
-    r.detail = "resolve " + u.host + ": " + rec.message();
-    metrics().observe_handshake(u.name, r.error, 0);
-    co_return r;
-  }
 
   // A refused resumption must not cost the request (some servers fail the handshake instead of falling
   // back to a full one): nothing of the request is written yet, so one fresh attempt without the session.
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto conn = std::make_unique<UpstreamConnection>(ex, ctx);
     auto& tcp_layer = beast::get_lowest_layer(conn->stream);
-    tcp_layer.expires_after(u.connect_timeout);
     const auto connect_started = std::chrono::steady_clock::now();
-    auto [cec, ep] = co_await tcp_layer.async_connect(endpoints, use_nothrow);
-    r.connect_ms = ms_since(connect_started);
-    if (cec) {
-      r.error = cec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
-      r.detail = "connect " + up.authority + ": " + cec.message();
-      metrics().observe_handshake(u.name, r.error, 0);
-      co_return r;
+    if (up.proxy) {
+      TunnelOutcome t = co_await open_tunnel(tcp_layer, *up.proxy);
+      r.connect_ms = ms_since(connect_started);
+      if (t.ec) {
+        r.error = t.timed_out ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
+        r.detail = std::move(t.detail);
+        metrics().observe_handshake(u.name, r.error, 0);
+        co_return r;
+      }
+    } else {
+      ConnectOutcome c = co_await connect_in_turn(tcp_layer, u.host, up.port_text, u.connect_timeout);
+      r.connect_ms = ms_since(connect_started);
+      if (c.ec) {
+        r.error = c.ec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
+        r.detail = std::move(c.detail);
+        metrics().observe_handshake(u.name, r.error, 0);
+        co_return r;
+      }
     }
     boost::system::error_code opt_ec;
     tcp_layer.socket().set_option(tcp::no_delay(true), opt_ec);

@@ -57,6 +57,7 @@ void write_server(std::ostream& out, const NginxServerOptions& s, const std::str
       << "      add_header X-Session-Reused $ssl_session_reused always;\n"
       << "      add_header X-Tls-Protocol $ssl_protocol always;\n"
       << "      add_header X-Seen-Host $http_host always;\n"
+      << "      add_header X-Seen-Sni $ssl_server_name always;\n"
       << "      add_header X-Seen-Uri $request_uri always;\n"
       << "      add_header X-Up-Conn $connection always;\n"
       << "      add_header X-Up-Conn-Req $connection_requests always;\n"

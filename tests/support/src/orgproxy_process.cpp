@@ -57,6 +57,7 @@ std::string OrgproxyConfig::yaml() const {
     opt("handshake_timeout", u.handshake_timeout);
     opt("first_byte_timeout", u.first_byte_timeout);
     opt("idle_timeout", u.idle_timeout);
+    y << u.extra_yaml;
   }
   y << "routes:\n";
   for (const auto& r : routes) y << "  - { prefix: " << q(r.prefix) << ", upstream: " << r.upstream << " }\n";

@@ -266,4 +266,42 @@ IssuedFiles TestPki::issue_org_cert_with_key(const OrgCertOptions& options, KeyT
   return files;
 }
 
+std::filesystem::path TestPki::issue_intermediate_crl(const std::string& stem,
+                                                      const std::vector<std::filesystem::path>& revoked) {
+  struct CrlFree {
+    void operator()(X509_CRL* c) const noexcept { X509_CRL_free(c); }
+  };
+  struct TimeFree {
+    void operator()(ASN1_TIME* t) const noexcept { ASN1_TIME_free(t); }
+  };
+  std::unique_ptr<X509_CRL, CrlFree> crl(X509_CRL_new());
+  if (!crl || X509_CRL_set_version(crl.get(), 1) != 1 ||
+      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(intermediate_cert_.get())) != 1)
+    fail("X509_CRL_new");
+  const auto now = std::chrono::system_clock::now();
+  std::unique_ptr<ASN1_TIME, TimeFree> last(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(now - std::chrono::hours(1))));
+  std::unique_ptr<ASN1_TIME, TimeFree> next(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(now + std::chrono::hours(24 * 7))));
+  if (!last || !next || X509_CRL_set1_lastUpdate(crl.get(), last.get()) != 1 ||
+      X509_CRL_set1_nextUpdate(crl.get(), next.get()) != 1)
+    fail("cannot set CRL dates");
+  for (const auto& file : revoked) {
+    CertHandle cert = read_pem_certificate(file);
+    X509_REVOKED* entry = X509_REVOKED_new();
+    if (!entry || X509_REVOKED_set_serialNumber(entry, X509_get_serialNumber(cert.get())) != 1 ||
+        X509_REVOKED_set_revocationDate(entry, last.get()) != 1 || X509_CRL_add0_revoked(crl.get(), entry) != 1) {
+      X509_REVOKED_free(entry);
+      fail("cannot add a revoked serial");
+    }
+  }
+  if (X509_CRL_sort(crl.get()) != 1 || X509_CRL_sign(crl.get(), intermediate_key_.get(), EVP_sha256()) <= 0)
+    fail("X509_CRL_sign");
+  BioHandle bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_CRL(bio.get(), crl.get()) != 1) fail("PEM_write_bio_X509_CRL");
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  const fs::path path = dir_ / (sanitise_stem(stem) + ".crl.pem");
+  write_file(path, std::string(data, static_cast<std::size_t>(len)));
+  return path;
+}
+
 }  // namespace orgproxy::testkit

@@ -87,6 +87,8 @@ struct UpstreamProxy {
   std::string host;  ///< IPv6 literals without brackets
   std::uint16_t port = 80;
   std::string credentials_file;  ///< "user:password" for Proxy-Authorization Basic ("" = none)
+  /// TCP connect to the proxy plus its answer to CONNECT (default: the upstream's connect_timeout).
+  std::chrono::milliseconds connect_timeout{5000};
   SourceMark mark;
   bool operator==(const UpstreamProxy&) const = default;
 };
@@ -110,6 +112,8 @@ struct Upstream {
   std::chrono::milliseconds idle_timeout{60000};        ///< pooled idle connection lifetime
   std::size_t max_idle_per_key = 32;   ///< idle pooled connections per (tenant, identity, upstream), per worker
   std::optional<UpstreamProxy> proxy;  ///< reach the upstream through this CONNECT proxy
+  /// PEM CRLs checked on this upstream's server chain, in addition to the top-level crl_files.
+  std::vector<std::string> crl_files;
   SourceMark mark;
   bool operator==(const Upstream&) const = default;
 };

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 
 #include "orgproxy/config/config.hpp"
 #include "orgproxy/daemon/authorization.hpp"
+#include "orgproxy/daemon/egress_proxy.hpp"
 #include "orgproxy/daemon/error_response.hpp"
 #include "orgproxy/daemon/selection.hpp"
 #include "orgproxy/daemon/tls_context_cache.hpp"
@@ -44,6 +46,7 @@ struct UpstreamState {
   std::string verify_name;  ///< name or IP the server certificate must match
   bool verify_is_ip = false;
   std::string port_text;    ///< for the resolver
+  std::optional<EgressProxy> proxy;  ///< CONNECT through this proxy (credentials read at snapshot build)
 };
 
 /// Result of picking the identity for one request.
@@ -62,10 +65,10 @@ class RuntimeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Settings the configuration can express but this build cannot honour (downstream TLS listeners, egress
-/// CONNECT proxies, the client_cert selector), one message each with the setting's file:line:col. They are
-/// refused by `run`, by a reload and by `check-config` alike — never silently downgraded (a TLS listener
-/// served as plain HTTP, an upstream dialled around its egress proxy, a selector yielding nothing).
+/// Settings the configuration can express but this build cannot honour (downstream TLS listeners, the
+/// client_cert selector), one message each with the setting's file:line:col. They are refused by `run`, by
+/// a reload and by `check-config` alike — never silently downgraded (a TLS listener served as plain HTTP, a
+/// selector yielding nothing).
 std::vector<std::string> unsupported_settings(const config::Config& cfg);
 
 class Runtime {
@@ -113,7 +116,9 @@ class Runtime {
 
 using RuntimePtr = std::shared_ptr<const Runtime>;
 
-/// Builds the UpstreamState of `u` (authority, SNI, verification name). Exposed for unit tests.
+/// Builds the UpstreamState of `u` (authority, SNI, verification name, egress proxy). Reads the proxy
+/// credentials file when one is set: throws RuntimeError naming the upstream and file (never the
+/// contents) when it is unreadable or malformed. Exposed for unit tests.
 UpstreamState make_upstream_state(const config::Upstream& u);
 
 }  // namespace orgproxy::daemon

@@ -35,7 +35,7 @@ struct NginxServerOptions {
 
 /// Builds nginx.conf text for `servers` with every path (pid, logs, temp dirs, lock) inside `dir`, so that
 /// nothing outside it is touched (no /var/log/nginx, no /run). Each location answers 200 with the
-/// X-Client-DN ($ssl_client_s_dn, RFC 2253), X-Client-Serial, X-Client-Verify, X-Session-Reused,
+/// X-Client-DN ($ssl_client_s_dn, RFC 2253), X-Client-Serial, X-Client-Verify, X-Session-Reused, X-Seen-Sni ($ssl_server_name),
 /// X-Tls-Protocol, X-Seen-Host, X-Seen-Uri, X-Up-Conn ($connection), X-Up-Conn-Req ($connection_requests)
 /// and X-Endpoint headers and a short text body. `master_process` false runs one process (the default for
 /// tests: simpler to stop, and no privilege switch when run as root).

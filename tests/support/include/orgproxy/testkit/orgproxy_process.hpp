@@ -39,6 +39,9 @@ struct ConfigUpstream {
   std::string sni;      ///< "" = not written
   /// Timeouts as the schema's duration strings ("2s", "500ms"); "" = the default.
   std::string connect_timeout, handshake_timeout, first_byte_timeout, idle_timeout;
+  /// Keys the model does not cover (proxy, crl_files, max_idle_per_key...), written verbatim inside this
+  /// upstream's mapping: each line indented by four spaces, e.g. "    max_idle_per_key: 0\n".
+  std::string extra_yaml;
 };
 
 /// An upstream with the defaults of the schema for everything but name, URL, CA bundle and purpose.

@@ -101,6 +101,12 @@ class TestPki {
   /// negative tests).
   IssuedFiles issue_org_cert_with_key(const OrgCertOptions& options, KeyType key_type = KeyType::rsa2048);
 
+  /// A CRL (v2, PEM) signed by the intermediate CA — the CA that issues the server and ORG leaves — listing
+  /// the serial numbers of the first certificate of each file of `revoked` (none: an empty, valid CRL).
+  /// thisUpdate an hour ago, nextUpdate in a week. Writes <stem>.crl.pem; returns its path.
+  std::filesystem::path issue_intermediate_crl(const std::string& stem,
+                                               const std::vector<std::filesystem::path>& revoked);
+
  private:
   std::filesystem::path write_chain(const std::string& stem, X509* leaf, ChainLayout layout) const;
 
