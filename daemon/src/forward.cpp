@@ -111,6 +111,23 @@ void new_response_parser(std::optional<http::response_parser<http::buffer_body>>
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
+// A small request body that arrived with the head (a RIS writes head and SOAP body at once) is parsed
+// into the relay buffer before anything is sent: head and body then leave in one write (one TLS record,
+// one sendmsg) on the half-duplex path, with no concurrent head read to set up. Only for a declared
+// length that is wholly buffered and fits the relay buffer; chunked bodies and Expect: 100-continue keep
+// the streaming path. Returns the body bytes parsed into x.relay; sets `ec` on a parse error.
+std::size_t prefill_buffered_body(Exchange& x, boost::system::error_code& ec) {
+  if (x.req.is_done() || x.expect_continue || x.req.chunked()) return 0;
+  const auto length = x.req.content_length();
+  if (!length || *length > kRelayBufferBytes || x.down_buffer.size() < *length) return 0;
+  auto& body = x.req.get().body();
+  body.data = x.relay;
+  body.size = kRelayBufferBytes;
+  x.down_buffer.consume(x.req.put(x.down_buffer.data(), ec));
+  if (ec == http::error::need_buffer) ec = {};
+  return kRelayBufferBytes - body.size;
+}
+
 }  // namespace
 
 asio::awaitable<ForwardOutcome> forward(Exchange& x) {
@@ -118,6 +135,14 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   const config::Upstream& u = *x.upstream->upstream;
   UpstreamPool& pool = x.worker.pool_for(x.rt);
   const PoolKey key{x.identity->tenant_id(), x.identity, &u};
+
+  // 0. A small body already buffered is taken now: head and body then go upstream in one write.
+  boost::system::error_code prefill_ec;
+  const std::size_t prefilled = prefill_buffered_body(x, prefill_ec);
+  if (prefill_ec) {
+    client_body_failure(out, prefill_ec);
+    co_return out;
+  }
 
   // 1. A pooled connection of exactly this key, checked alive before any byte is written (C09a).
   std::unique_ptr<UpstreamConnection> conn;
@@ -147,17 +172,17 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   bool request_complete = true;
   {
     http::serializer<true, http::buffer_body> sr{x.req.get()};
-    if (x.req.is_done()) {
+    if (x.req.is_done() || prefilled > 0) {
       StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay,
                                             kRelayBufferBytes, x.listener.idle_timeout, u.first_byte_timeout,
-                                            x.record.bytes_in);
+                                            x.record.bytes_in, nullptr, prefilled);
       if (step.write_ec) {
         out.error = upstream_io_error(step.write_ec);
         out.detail = "writing request upstream: " + step.write_ec.message();
         co_return out;
       }
       HeadRead hr = co_await read_head(conn->stream, conn->buffer, *res, kMaxResponseHeadBytes, kMaxResponseFields,
-                                       u.first_byte_timeout, u.first_byte_timeout);
+                                       u.first_byte_timeout, u.first_byte_timeout, false, kUpstreamReadBytes);
       if (head_failed(hr, *res, out)) co_return out;
     } else {
       // No body bytes yet, more to come: the serializer must stop after the head (need_buffer), not
@@ -249,7 +274,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   while (res->get().result_int() < 200) {
     new_response_parser(res, x.is_head);
     HeadRead hr = co_await read_head(conn->stream, conn->buffer, *res, kMaxResponseHeadBytes, kMaxResponseFields,
-                                     u.first_byte_timeout, u.first_byte_timeout);
+                                     u.first_byte_timeout, u.first_byte_timeout, false, kUpstreamReadBytes);
     if (head_failed(hr, *res, out)) co_return out;
   }
 
