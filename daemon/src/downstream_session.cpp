@@ -183,6 +183,8 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   auto relay = std::make_unique<char[]>(kRelayBufferBytes);
   SessionRegistration registration(worker, down);
   std::string record_method, record_path, upstream_target;
+  std::string wire;                    // message heads serialized for one-write exchanges (forward.cpp)
+  beast::flat_buffer upstream_read_buffer;  // lent to the upstream connection of each request
   std::string given_request_id;  // the client's X-Request-Id, copied: the head is rewritten before forwarding
   boost::system::error_code peer_ec;
   const PeerAddress peer = PeerAddress::from(down.socket().remote_endpoint(peer_ec).address());
@@ -273,6 +275,8 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     x.peer = &peer;
     x.counted = &counted;
     x.source_tenant = source_tenant_for_peer;
+    x.wire = &wire;
+    x.upstream_read_buffer = &upstream_read_buffer;
     bool keep = co_await handle_request(x, *selector);
     record.duration_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
