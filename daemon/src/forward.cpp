@@ -1,6 +1,5 @@
 // Forwarding one request upstream and its response downstream, both streamed through a bounded buffer
 // (the shape of Beast's http_relay example): a body of any size never sits in memory whole.
-#include <array>
 #include <limits>
 #include <optional>
 
@@ -293,7 +292,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
       }
       if (!early_final) {
         waiter.cancel_on_final[0] = &upstream_tcp;
-        waiter.cancel_on_final[1] = &x.down;
+        waiter.cancel_on_final[1] = &x.down.tcp();
         StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay,
                                               kRelayBufferBytes, x.listener.idle_timeout, u.first_byte_timeout,
                                               x.record.bytes_in, &waiter.final_or_failed);
@@ -382,9 +381,10 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   if (x.wire && (!body_expected || whole_body > 0)) {
     x.wire->clear();
     append_response_head(*x.wire, msg);
-    const std::array<asio::const_buffer, 2> wire{asio::buffer(*x.wire), asio::buffer(x.relay, whole_body)};
+    // One buffer (the body copied after the head): a TLS downstream writes it as one record.
+    x.wire->append(x.relay, whole_body);
     x.down.expires_after(x.listener.idle_timeout);
-    auto [wec, wn] = co_await asio::async_write(x.down, wire, nothrow);
+    auto [wec, wn] = co_await asio::async_write(x.down, asio::buffer(*x.wire), nothrow);
     out.response_started = true;
     x.record.bytes_out += whole_body;
     if (wec) {
