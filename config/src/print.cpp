@@ -199,8 +199,12 @@ class Printer {
     for (const auto& [purpose, refs] : t.identities) {
       line(3, std::string(to_string(purpose)) + ":");
       for (const auto& ref : refs) {
-        line(4, "- cert: " + q(ref.cert_file) + from(ref.mark));
-        kv(5, "key", q(redact_key(ref.key)));
+        if (ref.cert_file.empty()) {  // the certificate is read from the key's token
+          line(4, "- key: " + q(redact_key(ref.key)) + from(ref.mark));
+        } else {
+          line(4, "- cert: " + q(ref.cert_file) + from(ref.mark));
+          kv(5, "key", q(redact_key(ref.key)));
+        }
       }
     }
   }

@@ -73,7 +73,11 @@ std::string OrgproxyConfig::yaml() const {
     for (const auto& p : purposes) {
       y << "      " << p << ":\n";
       for (const auto& i : t.identities) {
-        if (i.purpose == p) y << "        - { cert: " << q(i.cert_file) << ", key: " << q(i.key) << " }\n";
+        if (i.purpose != p) continue;
+        if (i.cert_file.empty())  // the certificate stored on the key's token
+          y << "        - { key: " << q(i.key) << " }\n";
+        else
+          y << "        - { cert: " << q(i.cert_file) << ", key: " << q(i.key) << " }\n";
       }
     }
   }

@@ -60,7 +60,7 @@ struct IpNetwork {
 
 /// One certificate (chain file: leaf first, then intermediates) + the reference of its private key.
 struct IdentityRef {
-  std::string cert_file;  ///< PEM file, leaf then intermediates
+  std::string cert_file;  ///< PEM file, leaf then intermediates; "" = the certificate stored on the key's token
   std::string key;        ///< RFC 7512 `pkcs11:` URI (a PEM key file only with allow_key_files)
   SourceMark mark;
   bool operator==(const IdentityRef&) const = default;

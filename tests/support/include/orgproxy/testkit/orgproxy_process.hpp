@@ -16,7 +16,7 @@ namespace orgproxy::testkit {
 /// One identity of a tenant: purpose ("dmp", "insi-auto", ...), certificate chain file, key reference.
 struct ConfigIdentity {
   std::string purpose;
-  std::string cert_file;
+  std::string cert_file;  ///< "" = not written: the daemon reads the certificate from the key's token
   std::string key;  ///< RFC 7512 pkcs11: URI
 };
 
