@@ -46,7 +46,6 @@ struct Outcome {
   RelayResult relay;
   double connect_ms = 0;
   double handshake_ms = 0;
-  std::size_t discarded = 0;  // C23: upstream bytes dropped between its STARTTLS answer and the handshake
 };
 
 Outcome failure(ErrorCode code, std::string detail) {
@@ -142,7 +141,6 @@ asio::awaitable<Outcome> serve(Worker& worker, const std::shared_ptr<const Runti
   Outcome out;
   out.connect_ms = opened.connect_ms;
   out.handshake_ms = opened.handshake_ms;
-  out.discarded = opened.discarded;
   if (opened.error != ErrorCode::none) {
     out.error = opened.error;
     out.detail = std::move(opened.detail);
@@ -208,10 +206,6 @@ asio::awaitable<void> run_l4_session(Worker& worker, ListenerSlot& slot, tcp::so
     spdlog::info("connection {} listener {} tenant {} upstream {}: {}", id.view(), l.name, l.fixed_tenant, l.upstream,
                  out.detail);
   }
-  if (out.discarded > 0)
-    spdlog::warn("connection {} listener {} upstream {}: {} byte(s) the upstream sent after its STARTTLS answer "
-                 "and before the handshake were discarded (STARTTLS injection attempt?)",
-                 id.view(), l.name, l.upstream, out.discarded);
   if (out.relay.idle_timeout)
     spdlog::info("connection {} listener {}: closed after idle_timeout without a byte either way", id.view(), l.name);
   else if (out.relay.error)

@@ -100,13 +100,21 @@ asio::awaitable<Attempt> attempt(ListenerMode mode, const UpstreamState& up, con
       error_code ignored;
       socket.close(ignored);
     });
-    MailPhase phase = mode == ListenerMode::smtp_starttls
-                          ? co_await smtp_before_tls(socket, ehlo_name(socket), r.greeting)
-                          : co_await imap_before_tls(socket);
+    // No co_await inside a conditional expression: GCC 12 miscompiles the temporaries of that form.
+    MailPhase phase;
+    if (mode == ListenerMode::smtp_starttls)
+      phase = co_await smtp_before_tls(socket, ehlo_name(socket), r.greeting);
+    else
+      phase = co_await imap_before_tls(socket);
     if (deadline.expired())
       co_return fail(ErrorCode::upstream_timeout, "upstream dialogue before STARTTLS: " + phase.detail);
     if (phase.error != ErrorCode::none) co_return fail(phase.error, phase.detail);
     r.discarded = phase.discarded;
+    // Logged at once, not with the connection's end: it is a security event of its own.
+    if (r.discarded > 0)
+      spdlog::warn("upstream {} tenant {}: {} byte(s) sent after its STARTTLS answer and before the handshake "
+                   "were discarded (STARTTLS injection attempt?)",
+                   u.name, identity.tenant_id(), r.discarded);
   }
 
   r.tls = std::make_unique<TlsPipe>(std::move(socket), std::move(ctx));
@@ -131,8 +139,11 @@ asio::awaitable<Attempt> attempt(ListenerMode mode, const UpstreamState& up, con
   metrics().observe_handshake(u.name, ErrorCode::none, r.handshake_ms / 1000.0);
   if (mode != ListenerMode::tunnel) {
     deadline.extend(u.handshake_timeout);
-    MailPhase phase = mode == ListenerMode::smtp_starttls ? co_await smtp_after_tls(tls, ehlo_name(tls.socket()))
-                                                          : co_await imap_after_tls(tls, r.greeting);
+    MailPhase phase;
+    if (mode == ListenerMode::smtp_starttls)
+      phase = co_await smtp_after_tls(tls, ehlo_name(tls.socket()));
+    else
+      phase = co_await imap_after_tls(tls, r.greeting);
     if (deadline.expired()) co_return fail(ErrorCode::upstream_timeout, "capabilities inside TLS: " + phase.detail);
     if (phase.error != ErrorCode::none) co_return fail(phase.error, phase.detail);
   }

@@ -31,7 +31,6 @@ struct ConfigTenant {
 struct ConfigUpstream {
   std::string name;
   std::string url;      ///< https://127.0.0.1:<port>/base/path
-  std::string address;  ///< L4 upstream host:port; written instead of `url` when set
   std::string ca_file;  ///< trust anchors for the upstream's server certificate
   std::string purpose = "dmp";
   std::string environment = "test";
@@ -40,6 +39,7 @@ struct ConfigUpstream {
   std::string sni;      ///< "" = not written
   /// Timeouts as the schema's duration strings ("2s", "500ms"); "" = the default.
   std::string connect_timeout, handshake_timeout, first_byte_timeout, idle_timeout;
+  std::string address;  ///< L4 upstream host:port; written instead of `url` when set (last: keeps brace-init order)
 };
 
 /// An upstream with the defaults of the schema for everything but name, URL, CA bundle and purpose.
