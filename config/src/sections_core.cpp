@@ -348,6 +348,10 @@ void parse_listeners(const MapView& top, ParseState& state) {
                                              "imap-starttls); limit HTTP clients with clients.max_connections");
     }
     parse_listener_tls(m, l, state.config.pkcs11.allow_pin_value);
+    if (l4 && !mode_unknown && l.tls)
+      m.error_at("tls", "a " + std::string(to_string(l.mode)) +
+                            " listener takes plaintext from the client in this build (TLS is originated upstream); "
+                            "TLS or STARTTLS towards the client is not served yet: remove `tls`");
     if (auto v = m.boolean("vihf_check")) l.vihf_check = *v;
     if (auto v = m.size("vihf_max_bytes", 1024, 16 << 20)) l.vihf_max_bytes = *v;
     const bool by_cert =
