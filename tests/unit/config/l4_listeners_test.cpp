@@ -94,7 +94,7 @@ TEST(L4Listeners, tls_towards_the_client_of_an_l4_listener_is_refused_not_ignore
   // Downstream TLS is served on http listeners; an L4 listener would take plaintext anyway: refused.
   auto d = load_errors(kBase + "  - { name: t, port: 1, mode: tunnel, tenant: \"312345678200002\", upstream: mss-imap,"
                                " tls: { cert: c.pem, key: k.pem } }\n");
-  EXPECT_THAT(d, Contains(ErrorAt(8, 90, "TLS or STARTTLS towards the client is not served yet")));
+  EXPECT_THAT(d, Contains(ErrorAt(8, 91, "TLS or STARTTLS towards the client is not served yet")));
   EXPECT_THAT(errors_only(d), SizeIs(1));
 }
 
