@@ -151,6 +151,8 @@ class Printer {
     if (!l.fixed_tenant.empty()) kv(2, "tenant", q(l.fixed_tenant));
     kv(2, "header_timeout", format_duration(l.header_timeout));
     kv(2, "idle_timeout", format_duration(l.idle_timeout));
+    kv(2, "body_timeout", format_duration(l.body_timeout));
+    kv(2, "body_min_rate", format_size(l.body_min_rate));
     kv(2, "max_header_bytes", format_size(l.max_header_bytes));
     kv(2, "max_header_count", std::to_string(l.max_header_count));
     kv(2, "vihf_check", b(l.vihf_check));

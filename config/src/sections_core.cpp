@@ -278,11 +278,11 @@ void parse_listener_tls(const MapView& m, Listener& l, bool allow_pin_value) {
 }  // namespace
 
 void parse_listeners(const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 16> kKeys{
+  static constexpr std::array<std::string_view, 18> kKeys{
       "name",   "address",        "port",         "selectors",        "tenant_header",
       "tenant", "header_timeout", "idle_timeout", "max_header_bytes", "max_header_count",
       "tls",    "vihf_check",     "vihf_max_bytes", "mode",           "upstream",
-      "max_connections"};
+      "max_connections", "body_timeout",   "body_min_rate"};
   static constexpr std::array<std::pair<std::string_view, ListenerMode>, 4> kModes{
       {{"http", ListenerMode::http},
        {"tunnel", ListenerMode::tunnel},
@@ -376,6 +376,8 @@ void parse_listeners(const MapView& top, ParseState& state) {
     }
     if (auto v = m.duration("header_timeout", 1ms, 10min)) l.header_timeout = *v;
     if (auto v = m.duration("idle_timeout", 1ms, 1h)) l.idle_timeout = *v;
+    if (auto v = m.duration("body_timeout", 1ms, 24h)) l.body_timeout = *v;
+    if (auto v = m.size("body_min_rate", 0, 1ull << 30)) l.body_min_rate = *v;
     if (auto v = m.size("max_header_bytes", 1024, 1 << 20)) l.max_header_bytes = *v;
     if (auto v = m.integer("max_header_count", 1, 1000)) l.max_header_count = *v;
     state.config.listeners.push_back(std::move(l));

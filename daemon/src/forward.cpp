@@ -212,6 +212,10 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
     conn = std::move(dial.conn);
   }
   auto& upstream_tcp = beast::get_lowest_layer(conn->stream);
+  // The request body's pace is counted from here, once the upstream is reached (dialling is not the
+  // client's time).
+  const BodyPace pace{std::chrono::steady_clock::now(), x.listener.body_timeout,
+                      x.listener.body_min_rate};
   // The session's read buffer (grown once to a TLS record) serves this connection until its release.
   if (x.upstream_read_buffer && conn->buffer.size() == 0 && x.upstream_read_buffer->size() == 0)
     swap(conn->buffer, *x.upstream_read_buffer);
@@ -237,11 +241,16 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
       } else {
         step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay, kRelayBufferBytes,
                                    x.listener.idle_timeout, u.first_byte_timeout, x.record.bytes_in, nullptr,
-                                   prefilled);
+                                   prefilled, &pace);
       }
       if (step.write_ec) {
         out.error = upstream_io_error(step.write_ec);
         out.detail = "writing request upstream: " + step.write_ec.message();
+        co_return out;
+      }
+      if (step.read_ec) {  // the rest of a body begun before forwarding (VIHF gate) did not arrive
+        client_body_failure(out, step.read_ec);
+        if (step.too_slow) out.detail = "client request body slower than the listener's body_min_rate";
         co_return out;
       }
       HeadRead hr = co_await read_head(conn->stream, conn->buffer, *res, kMaxResponseHeadBytes, kMaxResponseFields,
@@ -295,7 +304,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
         waiter.cancel_on_final[1] = &x.down.tcp();
         StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay,
                                               kRelayBufferBytes, x.listener.idle_timeout, u.first_byte_timeout,
-                                              x.record.bytes_in, &waiter.final_or_failed);
+                                              x.record.bytes_in, &waiter.final_or_failed, 0, &pace);
         waiter.cancel_on_final[0] = waiter.cancel_on_final[1] = nullptr;
         const bool answered_early = waiter.done && !waiter.result.ec && !waiter.result.parse_ec &&
                                     waiter.result.status == HeadScan::Status::complete &&
@@ -309,6 +318,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
           co_await abandon();
           if (step.read_ec) {
             client_body_failure(out, step.read_ec);
+            if (step.too_slow) out.detail = "client request body slower than the listener's body_min_rate";
           } else {
             // Bytes may have reached the upstream: never replayed (C09b).
             out.error = upstream_io_error(step.write_ec);

@@ -12,6 +12,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/stream_traits.hpp>
@@ -78,13 +79,28 @@ struct StepResult {
   boost::system::error_code write_ec;
   bool wrote_any = false;
   bool stopped = false;  ///< `*stop` became true between two writes
+  bool too_slow = false;  ///< read_ec is the BodyPace deadline, not the per-read timeout
+};
+
+/// Minimum pace of a request body (slow-upload defence, listener body_timeout / body_min_rate): the body's
+/// first `bytes` must have arrived by start + allowance + bytes / min_rate (per second).
+struct BodyPace {
+  std::chrono::steady_clock::time_point start;
+  std::chrono::milliseconds allowance{0};
+  std::uint64_t min_rate = 0;  ///< bytes per second; 0 = the whole body within `allowance`
+  std::chrono::steady_clock::time_point deadline(std::uint64_t bytes) const {
+    auto earned = min_rate == 0 ? std::chrono::milliseconds(0)
+                                : std::chrono::milliseconds(bytes * 1000 / min_rate);
+    return start + allowance + earned;
+  }
 };
 
 /// Streams `p`'s body into `sr` (the serializer of the same message) one `buf_size` buffer at a time.
 /// Each read is bounded by `in_timeout`, each write by `out_timeout`. Adds the body bytes to `bytes`.
 /// Checks `*stop` (when not null) after each write and returns early with `stopped` when set.
 /// `prefilled`: body bytes the caller already parsed into `buf`; written first (with the head, when the
-/// serializer has not written it yet: one write instead of two).
+/// serializer has not written it yet: one write instead of two). `pace` (request bodies): reads end at its
+/// deadline when that comes before `in_timeout` (StepResult::too_slow).
 template <bool isRequest, class In, class Out>
 boost::asio::awaitable<StepResult> relay_body(In& in, boost::beast::flat_buffer& in_buffer,
                                               boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
@@ -92,7 +108,8 @@ boost::asio::awaitable<StepResult> relay_body(In& in, boost::beast::flat_buffer&
                                               Out& out, char* buf, std::size_t buf_size,
                                               std::chrono::milliseconds in_timeout,
                                               std::chrono::milliseconds out_timeout, std::uint64_t& bytes,
-                                              const bool* stop = nullptr, std::size_t prefilled = 0) {
+                                              const bool* stop = nullptr, std::size_t prefilled = 0,
+                                              const BodyPace* pace = nullptr) {
   namespace asio = boost::asio;
   namespace http = boost::beast::http;
   constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
@@ -108,11 +125,18 @@ boost::asio::awaitable<StepResult> relay_body(In& in, boost::beast::flat_buffer&
     } else if (!p.is_done()) {
       body.data = buf;
       body.size = buf_size;
-      boost::beast::get_lowest_layer(in).expires_after(in_timeout);
+      bool paced = false;
+      if (pace && pace->deadline(bytes) < std::chrono::steady_clock::now() + in_timeout) {
+        boost::beast::get_lowest_layer(in).expires_at(pace->deadline(bytes));
+        paced = true;
+      } else {
+        boost::beast::get_lowest_layer(in).expires_after(in_timeout);
+      }
       auto ec = co_await read_body_some(in, in_buffer, p);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         r.read_ec = ec;
+        r.too_slow = paced && ec == boost::beast::error::timeout;
         co_return r;
       }
       body.size = buf_size - body.size;

@@ -7,6 +7,9 @@
 #include <cerrno>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -166,6 +169,36 @@ void release_upstream(UpstreamPool& pool, const PoolKey& key, std::unique_ptr<Up
   // connections would otherwise hold 16 KB each for nothing.
   conn->buffer.shrink_to_fit();
   pool.release(key, std::move(conn), UpstreamPool::Clock::now() + up.idle_timeout, up.max_idle_per_key);
+}
+
+namespace {
+asio::awaitable<void> close_cleanly(std::shared_ptr<UpstreamConnection> conn, std::function<void()> on_closed) {
+  auto& tcp_layer = beast::get_lowest_layer(conn->stream);
+  tcp_layer.expires_after(kCloseNotifyBudget);
+  // Either outcome ends the connection: the peer's close_notify, its FIN, a reset or the budget.
+  auto [ec] = co_await conn->stream.async_shutdown(use_nothrow);
+  if (ec && ec != asio::error::eof && ec != asio::ssl::error::stream_truncated && ec != beast::error::timeout)
+    spdlog::debug("upstream TLS close: {}", ec.message());
+  boost::system::error_code ignored;
+  tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  tcp_layer.close();
+  conn.reset();
+  if (on_closed) on_closed();
+}
+}  // namespace
+
+void retire_upstream(std::unique_ptr<UpstreamConnection> conn, std::function<void()> on_closed) {
+  if (!conn) return;
+  auto& tcp_layer = beast::get_lowest_layer(conn->stream);
+  if (!tcp_layer.socket().is_open() ||
+      (SSL_get_shutdown(conn->stream.native_handle()) & (SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN))) {
+    conn.reset();
+    if (on_closed) on_closed();
+    return;
+  }
+  auto ex = conn->stream.get_executor();
+  asio::co_spawn(ex, close_cleanly(std::shared_ptr<UpstreamConnection>(std::move(conn)), std::move(on_closed)),
+                 asio::detached);
 }
 
 }  // namespace orgproxy::daemon

@@ -15,7 +15,14 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 Worker::Worker(unsigned index, RuntimeSlot& runtime)
-    : index_(index), runtime_(runtime), rng_(std::random_device{}() ^ (std::uint64_t{index} << 32)) {}
+    : index_(index), runtime_(runtime), rng_(std::random_device{}() ^ (std::uint64_t{index} << 32)) {
+  // Connections the pool lets go end their TLS session with close_notify (bounded), not a bare FIN.
+  // Counted as active until closed, so that a graceful shutdown waits for their close_notify too.
+  pool_.set_retire([this](std::unique_ptr<UpstreamConnection> conn) {
+    active_.fetch_add(1, std::memory_order_relaxed);
+    retire_upstream(std::move(conn), [this] { active_.fetch_sub(1, std::memory_order_relaxed); });
+  });
+}
 
 std::uint16_t Worker::bind(const config::Listener& listener, const tcp::endpoint& endpoint) {
   auto& slot = listeners_.emplace_back(io_, listener);

@@ -53,6 +53,13 @@ class ScriptConn {
     out.swap(buf_);
     return out;
   }
+  /// Reads until the proxy ends the connection; returns how: asio::error::eof after its TLS close_notify,
+  /// ssl::error::stream_truncated when the TCP connection ended without one, or the transport error.
+  boost::system::error_code wait_for_close() {
+    boost::system::error_code ec;
+    while (!ec) s_.read_some(boost::asio::dynamic_buffer(buf_).prepare(4096), ec);
+    return ec;
+  }
   void write(std::string_view bytes) { boost::asio::write(s_, boost::asio::buffer(bytes.data(), bytes.size())); }
   /// TLS close_notify then TCP close (FIN).
   void close() {

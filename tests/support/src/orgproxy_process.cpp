@@ -42,6 +42,8 @@ std::string OrgproxyConfig::yaml() const {
   y << "]\n";
   if (!listener_header_timeout.empty()) y << "    header_timeout: " << q(listener_header_timeout) << "\n";
   if (!listener_idle_timeout.empty()) y << "    idle_timeout: " << q(listener_idle_timeout) << "\n";
+  if (!listener_body_timeout.empty()) y << "    body_timeout: " << q(listener_body_timeout) << "\n";
+  if (!listener_body_min_rate.empty()) y << "    body_min_rate: " << q(listener_body_min_rate) << "\n";
   for (const auto& l : l4_listeners) {
     y << "  - name: " << q(l.name) << "\n    address: \"127.0.0.1\"\n    port: " << l.port << "\n    mode: " << l.mode
       << "\n    tenant: " << q(l.tenant) << "\n    upstream: " << q(l.upstream) << "\n";

@@ -182,6 +182,11 @@ struct Listener {
   std::string fixed_tenant;                         ///< for SelectorKind::fixed
   std::chrono::milliseconds header_timeout{10000};  ///< whole request header must arrive within this
   std::chrono::milliseconds idle_timeout{60000};    ///< keep-alive idle between requests
+  /// Slow-upload defence: a request body must have fully arrived by body_timeout + bytes / body_min_rate
+  /// after it started (mod_reqtimeout's MinRate idea), else the exchange is abandoned and the connection
+  /// closed. body_min_rate in bytes per second; 0 = the whole body within body_timeout.
+  std::chrono::milliseconds body_timeout{60000};
+  std::uint64_t body_min_rate = 1024;
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_header_count = 100;
   /// Rules of the `source` selector (required with it); longest matching prefix wins.

@@ -54,6 +54,7 @@ class KeyedIdlePool {
       idle.pop_back();
       --idle_total_;
       if (e.expires > now) return std::move(e.conn);
+      retire(std::move(e.conn));
     }
     return nullptr;
   }
@@ -62,7 +63,10 @@ class KeyedIdlePool {
   /// holds `max_idle` idle connections.
   bool release(const PoolKey& key, std::unique_ptr<Conn> conn, Clock::time_point expires, std::size_t max_idle) {
     auto& bucket = buckets_[key];
-    if (bucket.idle.size() >= max_idle) return false;
+    if (bucket.idle.size() >= max_idle) {
+      retire(std::move(conn));
+      return false;
+    }
     bucket.idle.push_back(Entry{std::move(conn), expires});
     ++idle_total_;
     return true;
@@ -88,7 +92,11 @@ class KeyedIdlePool {
     for (auto it = buckets_.begin(); it != buckets_.end();) {
       auto& idle = it->second.idle;
       std::size_t before = idle.size();
-      std::erase_if(idle, [now](const Entry& e) { return e.expires <= now; });
+      std::erase_if(idle, [&](Entry& e) {
+        if (e.expires > now) return false;
+        retire(std::move(e.conn));
+        return true;
+      });
       idle_total_ -= before - idle.size();
       if (idle.empty() && !it->second.session)
         it = buckets_.erase(it);
@@ -100,6 +108,8 @@ class KeyedIdlePool {
   /// Drops everything (used when the Runtime snapshot changes: nothing authenticated under an old
   /// identity or CA bundle is reused).
   void clear() {
+    for (auto& [key, bucket] : buckets_)
+      for (auto& e : bucket.idle) retire(std::move(e.conn));
     buckets_.clear();
     idle_total_ = 0;
   }
@@ -110,7 +120,16 @@ class KeyedIdlePool {
   }
   std::size_t idle_total() const { return idle_total_; }
 
+  /// What becomes of a connection the pool lets go (expired, over max_idle, swept, cleared): by default it
+  /// is destroyed; the daemon sets a retirement that ends TLS with close_notify, bounded in time.
+  using Retire = std::function<void(std::unique_ptr<Conn>)>;
+  void set_retire(Retire r) { retire_ = std::move(r); }
+
  private:
+  void retire(std::unique_ptr<Conn> conn) {
+    if (retire_ && conn) retire_(std::move(conn));
+  }
+
   struct Entry {
     std::unique_ptr<Conn> conn;
     Clock::time_point expires;
@@ -121,6 +140,7 @@ class KeyedIdlePool {
   };
   std::unordered_map<PoolKey, Bucket, PoolKeyHash> buckets_;
   std::size_t idle_total_ = 0;
+  Retire retire_;
 };
 
 }  // namespace orgproxy::daemon

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -73,5 +74,16 @@ void remember_session(UpstreamPool& pool, const PoolKey& key, UpstreamConnection
 /// upstream's idle_timeout). Drops it when not reusable.
 void release_upstream(UpstreamPool& pool, const PoolKey& key, std::unique_ptr<UpstreamConnection> conn,
                       const config::Upstream& up);
+
+/// How long a retired connection may take to end its TLS session cleanly before its socket is closed.
+inline constexpr std::chrono::milliseconds kCloseNotifyBudget{1000};
+
+/// Ends a connection the pool lets go (idle expiry, eviction, reload, shutdown): sends TLS close_notify and
+/// waits for the upstream's (RFC 8446 §6.1) at most kCloseNotifyBudget, in the background on the
+/// connection's executor, then closes the socket. A connection whose socket is already closed, or whose
+/// peer already ended TLS, is simply destroyed. `on_closed` (optional) runs once the connection is gone,
+/// on its executor (the worker counts retiring connections so a graceful shutdown waits for them). Never
+/// throws.
+void retire_upstream(std::unique_ptr<UpstreamConnection> conn, std::function<void()> on_closed = {});
 
 }  // namespace orgproxy::daemon

@@ -78,7 +78,8 @@ class Worker {
   void begin_shutdown();
   /// Thread-safe: stops the io_context (after the grace period).
   void stop() { io_.stop(); }
-  /// Sessions currently open (thread-safe read).
+  /// Downstream sessions currently open plus upstream connections still ending their TLS session
+  /// (retire_upstream); graceful shutdown waits for both (thread-safe read).
   std::size_t active_sessions() const { return active_.load(std::memory_order_relaxed); }
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
   /// Thread-safe: asks the worker's event loop to count a heartbeat (the watchdog checks it advances).

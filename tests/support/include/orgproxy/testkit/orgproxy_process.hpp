@@ -79,6 +79,8 @@ struct OrgproxyConfig {
   std::vector<std::string> selectors{"header"};
   /// The listener's header_timeout and idle_timeout as duration strings; "" = the schema default.
   std::string listener_header_timeout, listener_idle_timeout;
+  /// The listener's body_timeout (duration) and body_min_rate (size per second); "" = the schema default.
+  std::string listener_body_timeout, listener_body_min_rate;
   std::string module_path = ORGPROXY_SOFTHSM2_MODULE;
   std::string pin_file;
   bool allow_extractable_keys = false;
