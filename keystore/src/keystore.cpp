@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "identity.hpp"
+#include "key_index.hpp"
 #include "orgproxy/keystore/keystore.hpp"
 #include "pin_file.hpp"
 #include "provider.hpp"
@@ -50,7 +51,7 @@ class KeystoreImpl final : public Keystore {
     } catch (const KeystoreError& e) {
       spdlog::error("keystore: token discovery failed: {}", e.what());
     }
-    std::map<Token*, std::vector<TokenKeyObject>> index;  // one search per token per load
+    std::map<Token*, KeyObjectIndex> index;  // one search per token per load
     std::vector<IdentityLoad> out;
     out.reserve(specs.size());
     const auto now = std::chrono::system_clock::now();
@@ -92,7 +93,7 @@ class KeystoreImpl final : public Keystore {
 
   /// Throws KeystoreError with the reason; the caller prefixes tenant and purpose.
   IdentityPtr load_one(const IdentitySpec& spec, std::chrono::system_clock::time_point now,
-                       std::map<Token*, std::vector<TokenKeyObject>>& index) {
+                       std::map<Token*, KeyObjectIndex>& index) {
     CertificateChain chain = read_certificate_chain(spec.cert_file);
     if (!chain.leaf) throw KeystoreError(chain.error);
     if (std::string why = check_certificate(chain.leaf.get(), spec, now); !why.empty())
@@ -111,9 +112,8 @@ class KeystoreImpl final : public Keystore {
       token_found = true;
       token->login(pin_for(uri));
       auto it = index.find(token.get());
-      if (it == index.end()) it = index.emplace(token.get(), token->index_private_keys()).first;
-      for (const TokenKeyObject& object : it->second)
-        if (uri.matches_object(object.id, object.label)) candidates.push_back({token, &object});
+      if (it == index.end()) it = index.emplace(token.get(), KeyObjectIndex(token->index_private_keys())).first;
+      for (const TokenKeyObject* object : it->second.matching(uri)) candidates.push_back({token, object});
     }
     if (!token_found) throw KeystoreError("no token matches " + uri.display());
     if (candidates.empty()) throw KeystoreError("no private key matches " + uri.display());
