@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <unordered_map>
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
@@ -64,7 +65,8 @@ std::string_view bearer_token(const http::fields& fields) {
 }  // namespace
 
 ClientDecision authorize_client(const std::vector<config::Client>& clients, const PeerAddress& peer,
-                                const http::fields& fields, std::string_view tenant, std::string_view upstream) {
+                                const http::fields& fields, std::string_view tenant, std::string_view upstream,
+                                const PeerCertificate* cert) {
   ClientDecision d;
   if (clients.empty()) {
     d.allowed = true;
@@ -76,7 +78,12 @@ ClientDecision authorize_client(const std::vector<config::Client>& clients, cons
     if (!c.cidrs.empty() &&
         std::none_of(c.cidrs.begin(), c.cidrs.end(), [&](auto const& n) { return n.contains(peer.view()); }))
       continue;
-    if (!c.cert_sha256.empty() || !c.cert_subjects.empty()) continue;  // no downstream certificates yet
+    if (!c.cert_sha256.empty() &&
+        (!cert || std::find(c.cert_sha256.begin(), c.cert_sha256.end(), cert->sha256) == c.cert_sha256.end()))
+      continue;
+    if (!c.cert_subjects.empty() &&
+        (!cert || std::find(c.cert_subjects.begin(), c.cert_subjects.end(), cert->subject) == c.cert_subjects.end()))
+      continue;
     if (!c.bearer_sha256.empty()) {
       if (!token_hashed) {
         token_hashed = true;
@@ -103,15 +110,30 @@ ClientDecision authorize_client(const std::vector<config::Client>& clients, cons
   return d;
 }
 
-ClientLimiter::ClientLimiter(const std::vector<config::Client>& clients)
-    : clients_(clients), state_(std::make_unique<State[]>(clients.size() ? clients.size() : 1)) {}
+ClientLimiter::ClientLimiter(const std::vector<config::Client>& clients, const ClientLimiter* previous)
+    : clients_(clients) {
+  std::unordered_map<std::string_view, const std::shared_ptr<State>*> kept;
+  if (previous) {
+    kept.reserve(previous->clients_.size());
+    for (std::size_t i = 0; i < previous->clients_.size(); ++i) kept.emplace(previous->clients_[i].name, &previous->state_[i]);
+  }
+  state_.reserve(clients.size());
+  for (auto const& c : clients) {
+    auto it = kept.find(c.name);
+    state_.push_back(it != kept.end() ? *it->second : std::make_shared<State>());
+  }
+}
+
+unsigned ClientLimiter::connections(const config::Client& client) const {
+  return state_[index_of(client)]->connections.load(std::memory_order_relaxed);
+}
 
 bool ClientLimiter::admit_request(const config::Client& client, std::int64_t now_ns) {
   if (client.rate == 0) return true;
   const std::int64_t interval = 1'000'000'000LL / client.rate;
   const std::int64_t burst = client.burst ? client.burst : client.rate;
   const std::int64_t tolerance = interval * burst;
-  auto& tat = state_[index_of(client)].tat_ns;
+  auto& tat = state_[index_of(client)]->tat_ns;
   std::int64_t seen = tat.load(std::memory_order_relaxed);
   for (;;) {
     std::int64_t next = std::max(seen, now_ns) + interval;
@@ -121,7 +143,7 @@ bool ClientLimiter::admit_request(const config::Client& client, std::int64_t now
 }
 
 bool ClientLimiter::open_connection(const config::Client& client) {
-  auto& n = state_[index_of(client)].connections;
+  auto& n = state_[index_of(client)]->connections;
   if (client.max_connections == 0) {
     n.fetch_add(1, std::memory_order_relaxed);
     return true;
@@ -134,7 +156,7 @@ bool ClientLimiter::open_connection(const config::Client& client) {
 }
 
 void ClientLimiter::close_connection(const config::Client& client) {
-  state_[index_of(client)].connections.fetch_sub(1, std::memory_order_relaxed);
+  state_[index_of(client)]->connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 }  // namespace orgproxy::daemon

@@ -62,7 +62,7 @@ asio::awaitable<bool> answer_error(Exchange& x, ErrorCode code, std::string_view
 }
 
 // Answers a head that could not be parsed (no parser state to consult) and closes.
-asio::awaitable<void> answer_head_error(beast::tcp_stream& down, const config::Listener& l, ErrorCode code,
+asio::awaitable<void> answer_head_error(DownstreamStream& down, const config::Listener& l, ErrorCode code,
                                         std::string_view request_id, std::string_view reason) {
   auto res = make_error_response({code, request_id, reason, false, false, false, 11});
   spdlog::warn("request {} listener {}: {} {}: {}", request_id, l.name, res.result_int(), to_string(code), reason);
@@ -101,8 +101,9 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
   if (vihf.abort) co_return false;
   if (vihf.error != ErrorCode::none) co_return co_await answer_error(x, vihf.error, vihf.detail, false);
 
-  Selection sel = selector.select(
-      {&head, parts->path, x.source_tenant, x.vihf ? std::string_view(x.vihf->structure_id) : std::string_view{}});
+  Selection sel = selector.select({&head, parts->path, x.source_tenant,
+                                   x.vihf ? std::string_view(x.vihf->structure_id) : std::string_view{},
+                                   x.cert_tenant.tenant, x.cert_tenant.conflict});
   if (sel.error != ErrorCode::none) co_return co_await answer_error(x, sel.error, sel.reason, true);
   x.record.tenant = sel.tenant_id;  // a view into the request: valid until the head is rewritten below
   const TenantState* tenant = x.rt->find_tenant(sel.tenant_id);
@@ -112,7 +113,7 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
     co_return co_await answer_error(x, ErrorCode::vihf_mismatch, why, false);
 
   // Authorization after selection (DESIGN.md "Client"): a forged selector reaches only allowed tenants.
-  ClientDecision client = authorize_client(x.rt->config().clients, *x.peer, head, x.record.tenant, {});
+  ClientDecision client = authorize_client(x.rt->config().clients, *x.peer, head, x.record.tenant, {}, x.peer_cert);
   if (client.client) x.record.client = client.client->name;
   if (!client.allowed) co_return co_await answer_error(x, ErrorCode::client_not_allowed, client.reason, true);
   x.strip_authorization = client.used_bearer;
@@ -178,16 +179,35 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
 }  // namespace
 
 asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot, asio::ip::tcp::socket socket) {
-  beast::tcp_stream down(std::move(socket));
+  std::shared_ptr<const Runtime> rt = worker.runtime();
+  // The listener's TLS context is the one of the snapshot current at accept; the connection keeps it.
+  const int accept_index = rt->listener_index(slot.listener.name);
+  std::shared_ptr<asio::ssl::context> tls_context;
+  const config::Listener* accepted_on = &slot.listener;
+  if (accept_index >= 0) {
+    tls_context = rt->listener_tls(static_cast<std::size_t>(accept_index));
+    accepted_on = &rt->config().listeners[static_cast<std::size_t>(accept_index)];
+  }
+  DownstreamStream down(std::move(socket), tls_context.get());
   beast::flat_buffer buffer;
   auto relay = std::make_unique<char[]>(kRelayBufferBytes);
-  SessionRegistration registration(worker, down);
+  SessionRegistration registration(worker, down.tcp());
   std::string record_method, record_path, upstream_target;
   std::string given_request_id;  // the client's X-Request-Id, copied: the head is rewritten before forwarding
   boost::system::error_code peer_ec;
   const PeerAddress peer = PeerAddress::from(down.socket().remote_endpoint(peer_ec).address());
   std::string_view source_tenant_for_peer;
+  ClientCertTenant cert_tenant_for_peer;
   CountedClient counted;
+  std::optional<PeerCertificate> peer_cert;
+  if (down.tls()) {
+    TlsAccept accepted = co_await accept_tls(down, *accepted_on);
+    if (!accepted.ok) {
+      down.close();
+      co_return;
+    }
+    peer_cert = std::move(accepted.cert);
+  }
 
   // The listener settings to use follow reloads; cached per snapshot generation, not looked up per request.
   std::uint64_t cached_generation = 0;
@@ -199,7 +219,6 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   // (RFC 9112 §9.6): half-close, then drain a bounded amount for a short while.
   bool linger = false;
   bool first_request = true;
-  std::shared_ptr<const Runtime> rt = worker.runtime();
   while (!worker.stopping()) {
     // A reload shows as a new generation; requests after it run on the new snapshot, while the one in
     // flight keeps `rt` (reassigned only between requests).
@@ -211,6 +230,9 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
       selector = index >= 0 ? &rt->selector(static_cast<std::size_t>(index)) : &slot.selector;
       // The peer does not change during a connection: its `source` tenant is matched once per snapshot.
       source_tenant_for_peer = selector->source_enabled() ? source_tenant(listener->source_tenants, peer) : "";
+      cert_tenant_for_peer = selector->client_cert_enabled()
+                                 ? client_cert_tenant(listener->client_cert_tenants, peer_cert ? &*peer_cert : nullptr)
+                                 : ClientCertTenant{};
     }
 
     http::request_parser<http::buffer_body> req;
@@ -273,6 +295,8 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     x.peer = &peer;
     x.counted = &counted;
     x.source_tenant = source_tenant_for_peer;
+    x.peer_cert = peer_cert ? &*peer_cert : nullptr;
+    x.cert_tenant = cert_tenant_for_peer;
     bool keep = co_await handle_request(x, *selector);
     record.duration_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
@@ -285,13 +309,19 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     }
     linger = false;
   }
+  if (auto* tls = down.tls()) {
+    // close_notify (RFC 8446 §6.1), so the client can tell our close from a truncation; bounded wait.
+    down.expires_after(std::chrono::seconds(1));
+    co_await tls->async_shutdown(nothrow);
+  }
   boost::system::error_code ec;
   down.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   if (linger && !ec) {
     std::size_t drained = 0;
     down.expires_after(std::chrono::seconds(1));
     while (drained < 1024 * 1024) {
-      auto [rec, n] = co_await down.async_read_some(asio::buffer(relay.get(), kRelayBufferBytes), nothrow);
+      // Raw bytes, TLS or not: only their arrival matters, and TLS is shut down by now.
+      auto [rec, n] = co_await down.tcp().async_read_some(asio::buffer(relay.get(), kRelayBufferBytes), nothrow);
       if (rec) break;
       drained += n;
     }

@@ -17,6 +17,7 @@
 #include "orgproxy/daemon/runtime.hpp"
 #include "orgproxy/daemon/vihf.hpp"
 #include "orgproxy/daemon/worker.hpp"
+#include "downstream_stream.hpp"
 
 namespace orgproxy::daemon {
 
@@ -40,7 +41,7 @@ struct Exchange {
   Worker& worker;
   const std::shared_ptr<const Runtime>& rt;
   const config::Listener& listener;
-  boost::beast::tcp_stream& down;
+  DownstreamStream& down;  ///< plain TCP or TLS (downstream_stream.hpp)
   boost::beast::flat_buffer& down_buffer;
   boost::beast::http::request_parser<boost::beast::http::buffer_body>& req;
   char* relay;  ///< kRelayBufferBytes
@@ -59,7 +60,9 @@ struct Exchange {
   bool strip_authorization = false;  ///< the bearer token was for orgproxy: not forwarded
   const PeerAddress* peer = nullptr;
   CountedClient* counted = nullptr;
-  std::string_view source_tenant;    ///< per connection (see SelectionInput)  ///< the client sent `Expect: 100-continue` and a body is expected
+  std::string_view source_tenant;    ///< per connection (see SelectionInput)
+  const PeerCertificate* peer_cert = nullptr;  ///< the connection's verified client certificate, if any
+  ClientCertTenant cert_tenant;                 ///< per connection and snapshot (see SelectionInput)
   std::optional<Vihf> vihf;           ///< the request's VIHF, when read (vihf_gate.hpp)
   const char* vihf_issuer_check = "not_configured";  ///< for the audit line: match, mismatch, unavailable
   // Set by routing before forward():

@@ -204,7 +204,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
       }
       if (!early_final) {
         waiter.cancel_on_final[0] = &upstream_tcp;
-        waiter.cancel_on_final[1] = &x.down;
+        waiter.cancel_on_final[1] = &x.down.tcp();
         StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay,
                                               kRelayBufferBytes, x.listener.idle_timeout, u.first_byte_timeout,
                                               x.record.bytes_in, &waiter.final_or_failed);

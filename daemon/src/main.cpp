@@ -1,4 +1,4 @@
-// orgproxy: `run --config FILE`, `check-config --config FILE [--offline]`, `--version`.
+// orgproxy: `run`, `check-config`, `keys ...`, `sites ...`, `--version` (see README's commands table).
 #include <iostream>
 #include <string>
 
@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
   try {
     orgproxy::daemon::add_sites_status_command(app);  // last: joins the `sites` command if already registered
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    // A subcommand that ran (sites status, sites inventory, ...) reports its own exit status this way:
+    // 0 ok, 1 "not ready" (scripts and monitoring rely on that difference), 2 failure to check at all.
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }

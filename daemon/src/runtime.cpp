@@ -45,15 +45,10 @@ UpstreamState make_upstream_state(const config::Upstream& u) {
 
 std::vector<std::string> unsupported_settings(const config::Config& cfg) {
   std::vector<std::string> out;
-  for (auto const& l : cfg.listeners) {
-    if (l.tls)
-      out.push_back(l.mark.str() + ": listener " + l.name +
-                    ": downstream TLS is not supported by this build (remove `tls`)");
-    for (auto kind : l.selectors)
-      if (kind == config::SelectorKind::client_cert)
-        out.push_back(l.mark.str() + ": listener " + l.name +
-                      ": the client_cert selector is not supported by this build (it needs downstream TLS)");
-  }
+  for (auto const& l : cfg.listeners)
+    if (l.tls && l.tls->key.starts_with("pkcs11:"))
+      out.push_back(l.tls->mark.str() + ": listener " + l.name +
+                    ": a listener TLS key in a token is not supported by this build (use a PEM key file)");
   for (auto const& [name, u] : cfg.upstreams)
     if (u.proxy)
       out.push_back(u.mark.str() + ": upstream " + name +
@@ -62,17 +57,26 @@ std::vector<std::string> unsupported_settings(const config::Config& cfg) {
 }
 
 std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::shared_ptr<keystore::Keystore> keystore,
-                                              std::uint64_t generation, std::vector<std::string>& problems) {
+                                              std::uint64_t generation, std::vector<std::string>& problems,
+                                              const Runtime* previous) {
   auto rt = std::shared_ptr<Runtime>(new Runtime());
   rt->config_ = std::move(config);
   rt->generation_ = generation;
   const config::Config& cfg = *rt->config_;
   rt->tls_contexts_ = std::make_unique<TlsContextCache>(keystore, cfg.crl_files);
-  rt->client_limits_ = std::make_unique<ClientLimiter>(cfg.clients);
+  rt->client_limits_ =
+      std::make_unique<ClientLimiter>(cfg.clients, previous ? previous->client_limits_.get() : nullptr);
 
   if (auto unsupported = unsupported_settings(cfg); !unsupported.empty()) throw RuntimeError(unsupported.front());
 
-  for (auto const& l : cfg.listeners) rt->selectors_.emplace_back(l);
+  for (auto const& l : cfg.listeners) {
+    rt->selectors_.emplace_back(l);
+    try {
+      rt->listener_tls_.push_back(l.tls ? make_listener_tls_context(*l.tls, l.name) : nullptr);
+    } catch (const ListenerTlsError& e) {
+      throw RuntimeError(l.tls->mark.str() + ": " + e.what());
+    }
+  }
   rt->upstreams_.reserve(cfg.routes.size());
   for (auto const& route : cfg.routes) {
     const config::Upstream* u = cfg.find_upstream(route.upstream);

@@ -13,7 +13,7 @@ TenantSelector::TenantSelector(const config::Listener& listener)
       case config::SelectorKind::path: path_enabled_ = true; break;
       case config::SelectorKind::source: source_enabled_ = true; break;
       case config::SelectorKind::vihf: vihf_enabled_ = true; break;
-      case config::SelectorKind::client_cert: unimplemented_.push_back(kind); break;
+      case config::SelectorKind::client_cert: client_cert_enabled_ = true; break;
     }
   }
 }
@@ -39,7 +39,13 @@ Selection TenantSelector::select(const SelectionInput& in) const {
   };
 
   if (fixed_enabled_ && !fixed_id_.empty()) vote(fixed_id_);
-  if (source_enabled_ && !in.source_tenant.empty()) vote(in.source_tenant);
+  if (source_enabled_ && !in.source_tenant.empty() && !vote(in.source_tenant))
+    return ambiguous("tenant selectors disagree (source address)");
+  if (client_cert_enabled_) {
+    if (in.client_cert_conflict) return ambiguous("the client certificate matches client_cert rules of different tenants");
+    if (!in.client_cert_tenant.empty() && !vote(in.client_cert_tenant))
+      return ambiguous("tenant selectors disagree (client certificate)");
+  }
 
   if (header_enabled_ && in.fields) {
     // Every occurrence counts: two differing selection headers are ambiguous, not "first wins".

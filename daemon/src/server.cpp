@@ -243,7 +243,7 @@ void Server::reload() {
     spdlog::warn("reload: listener addresses/ports changed; they take effect at the next restart");
   try {
     std::vector<std::string> problems;
-    auto rt = Runtime::build(cfg, keystore_, ++generation_, problems);
+    auto rt = Runtime::build(cfg, keystore_, ++generation_, problems, old.get());
     for (auto const& p : problems) spdlog::error("{}", p);
     apply_log_level(*cfg);
     runtime_.publish(rt);

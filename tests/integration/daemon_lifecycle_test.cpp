@@ -240,12 +240,14 @@ TEST_F(DaemonLifecycle, features_this_build_cannot_honour_refuse_the_start) {
   std::string yaml = cfg.yaml();
   auto at = yaml.find("    selectors:");
   ASSERT_NE(at, std::string::npos);
-  yaml.insert(at, "    tls: { cert: \"" + server_.chain.string() + "\", key: \"" + server_.key.string() + "\" }\n");
+  // A listener key in a token (the server key is not an ORG identity the keystore loads yet).
+  yaml.insert(at, "    tls: { cert: \"" + server_.chain.string() +
+                      "\", key: \"pkcs11:token=orgproxy-it;object=listener;type=private\" }\n");
   const std::string file = tmp_.file("tls-listener.yaml");
   write_file(file, yaml);
   auto r = tk::run_command({ORGPROXY_BINARY, "run", "--config", file}, {}, 30s);
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("downstream TLS is not supported"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("a listener TLS key in a token is not supported"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("ready"), std::string::npos);
 }
 

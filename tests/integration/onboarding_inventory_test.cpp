@@ -107,7 +107,7 @@ TEST_F(Inventory, every_status_is_recognised_with_its_next_action_and_the_exit_c
   const std::string config =
       write_config("all.yaml", {ready_, expiring_, expired_, key_only_, missing_, mismatch_}, {"dmp"});
   CliRun r = inventory(config, {"--json"});
-  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["all_ready"], false);
   auto e = by_site(j);
@@ -149,7 +149,7 @@ TEST_F(Inventory, a_site_with_every_identity_ready_exits_zero_and_the_threshold_
 
   // Ten days left: expiring under the default 60 days, ready with a 5-day threshold.
   const std::string config = write_config("expiring.yaml", {expiring_}, {"dmp"});
-  EXPECT_NE(inventory(config).exit_code, 0);
+  EXPECT_EQ(inventory(config).exit_code, 3);
   CliRun relaxed = inventory(config, {"--expiring-days", "5", "--json"});
   EXPECT_EQ(relaxed.exit_code, 0) << relaxed.out << relaxed.err;
   EXPECT_EQ(by_site(nlohmann::json::parse(relaxed.out))[expiring_.id + "/dmp"]["status"], "ready");
@@ -171,7 +171,7 @@ TEST_F(Inventory, a_wrong_pin_is_a_clear_error_that_never_shows_the_pin) {
   text.replace(text.find(token_->pin_file().string()), token_->pin_file().string().size(), tmp_.file("wrong.pin"));
   tk::write_file(config, text);
   CliRun r = inventory(config);
-  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.exit_code, 1);  // could not take the inventory at all, distinct from 3 = "a site is not ready"
   EXPECT_NE(r.err.find("token cannot be used"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("wrong-pin-9999"), std::string::npos) << r.err;
 }

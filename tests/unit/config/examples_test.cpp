@@ -50,9 +50,14 @@ TEST(Examples, main_example_with_its_sites_loads_without_warnings) {
 TEST(Examples, group_example_with_clients_loads_without_warnings) {
   LoadResult r = load_example("group.yaml");
   ASSERT_TRUE(r.config);
-  EXPECT_EQ(r.config->clients.size(), 2u);
+  ASSERT_EQ(r.config->clients.size(), 3u);
   EXPECT_TRUE(r.config->clients[0].allows_tenant("312345678200002"));
   EXPECT_FALSE(r.config->clients[1].allows_tenant("499700270616011"));
+  // The certificate client (downstream TLS with client_ca on the listener): one site, by subject.
+  EXPECT_EQ(r.config->clients[2].cert_subjects, std::vector<std::string>{"CN=ris.lyon,O=Groupe Exemple,C=FR"});
+  EXPECT_FALSE(r.config->clients[2].allows_tenant("499700270616011"));
+  ASSERT_TRUE(r.config->listeners[0].tls);
+  EXPECT_FALSE(r.config->listeners[0].tls->client_ca_file.empty());
   expect_no_warnings(r);
 }
 

@@ -141,3 +141,102 @@ TEST(Sha256Hex, matches_the_known_vector) {
 
 }  // namespace
 }  // namespace orgproxy::daemon
+
+namespace orgproxy::daemon {
+namespace {
+
+PeerCertificate cert_of(std::string sha256, std::string subject, std::vector<std::string> ous) {
+  return {std::move(sha256), std::move(subject), std::move(ous)};
+}
+
+TEST(ClientAuthorization, certificate_criteria_match_only_the_presented_certificate) {
+  const std::string fp_a(64, 'a');
+  auto by_fp = client("ris-a", {}, {kA});
+  by_fp.cert_sha256 = {fp_a};
+  auto by_subject = client("ris-b", {}, {kB});
+  by_subject.cert_subjects = {"CN=RIS B,OU=" + kB + ",O=Groupe Exemple,C=FR"};
+  std::vector<config::Client> rules{by_fp, by_subject};
+  http::fields f;
+  const auto a = cert_of(fp_a, "CN=RIS A,OU=" + kA + ",O=Groupe Exemple,C=FR", {kA});
+  const auto b = cert_of(std::string(64, 'b'), "CN=RIS B,OU=" + kB + ",O=Groupe Exemple,C=FR", {kB});
+
+  auto a_for_a = authorize_client(rules, peer("10.0.0.1"), f, kA, "dmp", &a);
+  EXPECT_TRUE(a_for_a.allowed);
+  ASSERT_NE(a_for_a.client, nullptr);
+  EXPECT_EQ(a_for_a.client->name, "ris-a");
+  EXPECT_FALSE(authorize_client(rules, peer("10.0.0.1"), f, kB, "dmp", &a).allowed);
+  EXPECT_TRUE(authorize_client(rules, peer("10.0.0.1"), f, kB, "dmp", &b).allowed);
+  EXPECT_FALSE(authorize_client(rules, peer("10.0.0.1"), f, kA, "dmp", &b).allowed);
+  // No certificate: certificate rules never match (default deny).
+  auto none = authorize_client(rules, peer("10.0.0.1"), f, kA, "dmp", nullptr);
+  EXPECT_FALSE(none.allowed);
+  EXPECT_EQ(none.client, nullptr);
+  // A subject differing only in order or spacing is another subject.
+  const auto reordered = cert_of(std::string(64, 'c'), "C=FR,O=Groupe Exemple,OU=" + kB + ",CN=RIS B", {kB});
+  EXPECT_FALSE(authorize_client(rules, peer("10.0.0.1"), f, kB, "dmp", &reordered).allowed);
+}
+
+TEST(ClientAuthorization, certificate_and_cidr_must_both_hold) {
+  auto c = client("ris-a-lan", {net("10.1.0.0", 16)}, {kA});
+  c.cert_sha256 = {std::string(64, 'a')};
+  std::vector<config::Client> rules{c};
+  http::fields f;
+  const auto a = cert_of(std::string(64, 'a'), "CN=x", {});
+  EXPECT_TRUE(authorize_client(rules, peer("10.1.0.9"), f, kA, "dmp", &a).allowed);
+  EXPECT_FALSE(authorize_client(rules, peer("10.2.0.9"), f, kA, "dmp", &a).allowed);
+  EXPECT_FALSE(authorize_client(rules, peer("10.1.0.9"), f, kA, "dmp", nullptr).allowed);
+}
+
+TEST(ClientCertSelector, rules_by_fingerprint_and_ou_vote_and_disagreement_is_a_conflict) {
+  config::ClientCertTenantRule fp_rule{config::ClientCertTenantRule::Match::sha256, std::string(64, 'f'), kB, {}};
+  config::ClientCertTenantRule ou_rule{config::ClientCertTenantRule::Match::ou, kA, kA, {}};
+  std::vector<config::ClientCertTenantRule> rules{fp_rule, ou_rule};
+  const auto lyon = cert_of(std::string(64, 'f'), "CN=RIS LYON", {"RIS-LYON"});
+  EXPECT_EQ(client_cert_tenant(rules, &lyon).tenant, kB);
+  const auto a = cert_of(std::string(64, '1'), "CN=RIS A", {kA});
+  EXPECT_EQ(client_cert_tenant(rules, &a).tenant, kA);
+  const auto both = cert_of(std::string(64, 'f'), "CN=odd", {kA});  // fingerprint says B, OU says A
+  EXPECT_TRUE(client_cert_tenant(rules, &both).conflict);
+  const auto unknown = cert_of(std::string(64, '2'), "CN=RIS B", {kB});
+  EXPECT_TRUE(client_cert_tenant(rules, &unknown).tenant.empty());
+  EXPECT_TRUE(client_cert_tenant(rules, nullptr).tenant.empty());
+}
+
+TEST(ClientCertSelector, without_rules_the_ou_is_the_tenant) {
+  const auto a = cert_of(std::string(64, '1'), "CN=RIS A", {kA});
+  auto r = client_cert_tenant({}, &a);
+  EXPECT_EQ(r.tenant, kA);
+  EXPECT_FALSE(r.conflict);
+  const auto two = cert_of(std::string(64, '1'), "CN=RIS", {kA, kB});
+  EXPECT_TRUE(client_cert_tenant({}, &two).conflict);
+}
+
+TEST(ClientLimits, a_reload_keeps_counters_by_client_name_and_applies_the_new_limits) {
+  std::vector<config::Client> old_rules{client("ris", {net("10.0.0.0", 8)}, {kA}), client("gone", {}, {kA})};
+  old_rules[0].rate = 10;
+  old_rules[0].burst = 2;
+  old_rules[0].max_connections = 1;
+  ClientLimiter old_limits(old_rules);
+  const std::int64_t t0 = 1'000'000'000'000;
+  EXPECT_TRUE(old_limits.admit_request(old_rules[0], t0));
+  EXPECT_TRUE(old_limits.admit_request(old_rules[0], t0));
+  EXPECT_TRUE(old_limits.open_connection(old_rules[0]));
+
+  // The new snapshot lists the client elsewhere in the file, with a wider connection limit.
+  std::vector<config::Client> new_rules{client("new", {}, {kB}), old_rules[0]};
+  new_rules[1].max_connections = 2;
+  ClientLimiter new_limits(new_rules, &old_limits);
+  EXPECT_FALSE(new_limits.admit_request(new_rules[1], t0)) << "the reload refilled the bucket";
+  EXPECT_EQ(new_limits.connections(new_rules[1]), 1u);
+  EXPECT_TRUE(new_limits.open_connection(new_rules[1]));
+  EXPECT_FALSE(new_limits.open_connection(new_rules[1]));
+  old_limits.close_connection(old_rules[0]);  // a connection counted under the old snapshot ends
+  EXPECT_EQ(new_limits.connections(new_rules[1]), 1u);
+  EXPECT_TRUE(new_limits.admit_request(new_rules[1], t0 + 100'000'000));  // refills at the rate
+  // A client new in this snapshot starts afresh (positive control for the handover).
+  new_rules[0].max_connections = 1;
+  EXPECT_TRUE(new_limits.open_connection(new_rules[0]));
+}
+
+}  // namespace
+}  // namespace orgproxy::daemon

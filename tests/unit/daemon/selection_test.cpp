@@ -107,17 +107,56 @@ TEST(TenantSelection, custom_header_name_and_empty_value) {
   EXPECT_EQ(sel.select({&empty, "/dmp"}).error, ErrorCode::bad_request);
 }
 
-TEST(TenantSelection, unimplemented_selectors_are_reported) {
+TEST(TenantSelection, client_cert_selector_votes_with_the_others) {
   auto l = listener_with({config::SelectorKind::header, config::SelectorKind::client_cert});
   TenantSelector sel(l);
-  ASSERT_EQ(sel.unimplemented().size(), 1u);
-  EXPECT_EQ(sel.unimplemented()[0], config::SelectorKind::client_cert);
+  EXPECT_TRUE(sel.client_cert_enabled());
+  http::fields none;
+  SelectionInput by_cert{&none, "/dmp"};
+  by_cert.client_cert_tenant = kTenantA;
+  Selection alone = sel.select(by_cert);
+  ASSERT_EQ(alone.error, ErrorCode::none);
+  EXPECT_EQ(alone.tenant_id, kTenantA);
+
+  http::fields same;
+  same.insert("X-Orgproxy-Tenant", kTenantA);
+  by_cert.fields = &same;
+  EXPECT_EQ(sel.select(by_cert).error, ErrorCode::none);
+  http::fields other;
+  other.insert("X-Orgproxy-Tenant", kTenantB);
+  by_cert.fields = &other;
+  EXPECT_EQ(sel.select(by_cert).error, ErrorCode::tenant_ambiguous);
+
+  SelectionInput conflicting{&none, "/dmp"};
+  conflicting.client_cert_tenant = kTenantA;
+  conflicting.client_cert_conflict = true;
+  EXPECT_EQ(sel.select(conflicting).error, ErrorCode::tenant_ambiguous);
+}
+
+TEST(TenantSelection, client_cert_tenant_is_ignored_when_the_selector_is_not_configured) {
+  auto l = listener_with({config::SelectorKind::header});
+  TenantSelector sel(l);
+  http::fields f;
+  f.insert("X-Orgproxy-Tenant", kTenantB);
+  SelectionInput in{&f, "/dmp"};
+  in.client_cert_tenant = kTenantA;
+  Selection s = sel.select(in);
+  ASSERT_EQ(s.error, ErrorCode::none);
+  EXPECT_EQ(s.tenant_id, kTenantB);
+}
+
+TEST(TenantSelection, fixed_and_source_disagreeing_is_ambiguous) {
+  auto l = listener_with({config::SelectorKind::fixed, config::SelectorKind::source});
+  l.fixed_tenant = std::string(kTenantA);
+  TenantSelector sel(l);
+  http::fields none;
+  EXPECT_EQ(sel.select({&none, "/dmp", kTenantA}).error, ErrorCode::none);
+  EXPECT_EQ(sel.select({&none, "/dmp", kTenantB}).error, ErrorCode::tenant_ambiguous);
 }
 
 TEST(TenantSelection, vihf_alone_selects_and_a_disagreeing_vihf_is_a_vihf_mismatch) {
   auto l = listener_with({config::SelectorKind::header, config::SelectorKind::vihf});
   TenantSelector sel(l);
-  EXPECT_TRUE(sel.unimplemented().empty());
   http::fields none;
   Selection alone = sel.select({&none, "/dmp", "", "312345678200002"});
   ASSERT_EQ(alone.error, ErrorCode::none);

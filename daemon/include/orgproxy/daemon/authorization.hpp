@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/beast/http/fields.hpp>
 
 #include "orgproxy/config/config.hpp"
+#include "orgproxy/daemon/downstream_tls.hpp"
 
 namespace orgproxy::daemon {
 
@@ -37,10 +39,12 @@ struct ClientDecision {
 
 /// Applies `clients` (first rule, in file order, whose every criterion matches; default deny). With no
 /// rules, allows everything: the config only accepts that on loopback listeners (the loopback rule).
-/// Certificate criteria never match in this build (no downstream TLS yet). Never throws.
+/// `cert` is the connection's verified downstream client certificate (nullptr: plain listener or none
+/// presented); `cert_sha256` and `cert_subject` criteria match only against it (fingerprint equal,
+/// subject equal as RFC 4514 text). Never throws.
 ClientDecision authorize_client(const std::vector<config::Client>& clients, const PeerAddress& peer,
                                 const boost::beast::http::fields& fields, std::string_view tenant,
-                                std::string_view upstream);
+                                std::string_view upstream, const PeerCertificate* cert = nullptr);
 
 /// Lower-case hex SHA-256 of `token` (what `bearer_sha256` holds).
 std::string sha256_hex(std::string_view token);
@@ -51,12 +55,14 @@ namespace orgproxy::daemon {
 
 /// Per-client limits of one Runtime snapshot (`rate`/`burst`, `max_connections`), shared by all workers
 /// without a lock: the request rate is a GCRA (generic cell rate algorithm, ITU-T I.371) on one atomic
-/// "theoretical arrival time" per client, connections a counter per client. Counters start afresh with
-/// each snapshot (a reload resets them).
+/// "theoretical arrival time" per client, connections a counter per client. The counters belong to the
+/// client's *name*, not to one snapshot: a reload hands them to the new limiter (`previous`), which applies
+/// the new limits to them, so a reload neither frees a client's connection slots nor refills its bucket.
 class ClientLimiter {
  public:
-  /// `clients` must outlive the limiter (both belong to the Runtime).
-  explicit ClientLimiter(const std::vector<config::Client>& clients);
+  /// `clients` must outlive the limiter (both belong to the Runtime). Counters of clients of the same name
+  /// in `previous` (the snapshot being replaced, may be nullptr) are shared, not copied.
+  explicit ClientLimiter(const std::vector<config::Client>& clients, const ClientLimiter* previous = nullptr);
 
   /// Whether one more request of `client` fits its rate at `now_ns` (steady clock, nanoseconds). Always
   /// true without a `rate`.
@@ -65,6 +71,8 @@ class ClientLimiter {
   bool open_connection(const config::Client& client);
   /// Releases a connection counted by open_connection().
   void close_connection(const config::Client& client);
+  /// Connections currently counted for `client` (all snapshots sharing its counters).
+  unsigned connections(const config::Client& client) const;
 
  private:
   struct State {
@@ -75,7 +83,7 @@ class ClientLimiter {
     return static_cast<std::size_t>(&c - clients_.data());
   }
   const std::vector<config::Client>& clients_;
-  std::unique_ptr<State[]> state_;
+  std::vector<std::shared_ptr<State>> state_;  ///< parallel to clients_
 };
 
 }  // namespace orgproxy::daemon

@@ -15,6 +15,7 @@
 
 #include "orgproxy/config/config.hpp"
 #include "orgproxy/daemon/authorization.hpp"
+#include "orgproxy/daemon/downstream_tls.hpp"
 #include "orgproxy/daemon/error_response.hpp"
 #include "orgproxy/daemon/selection.hpp"
 #include "orgproxy/daemon/tls_context_cache.hpp"
@@ -62,10 +63,10 @@ class RuntimeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Settings the configuration can express but this build cannot honour (downstream TLS listeners, egress
-/// CONNECT proxies, the client_cert selector), one message each with the setting's file:line:col. They are
-/// refused by `run`, by a reload and by `check-config` alike — never silently downgraded (a TLS listener
-/// served as plain HTTP, an upstream dialled around its egress proxy, a selector yielding nothing).
+/// Settings the configuration can express but this build cannot honour (egress CONNECT proxies, a listener
+/// TLS key held in a token), one message each with the setting's file:line:col. They are refused by `run`,
+/// by a reload and by `check-config` alike — never silently downgraded (an upstream dialled around its
+/// egress proxy, a server key copied out of its token).
 std::vector<std::string> unsupported_settings(const config::Config& cfg);
 
 class Runtime {
@@ -75,9 +76,12 @@ class Runtime {
   /// (keystore::verify_identity_chain); failures make that identity unavailable and are appended to
   /// `problems` ("tenant <id> purpose <p>: <why>"). With settings.require_all_identities, any problem
   /// throws RuntimeError. `keystore` may be nullptr (every identity is then unavailable: offline checks
-  /// and unit tests).
+  /// and unit tests). Builds the server TLS context of every listener with `tls` (a failure throws
+  /// RuntimeError naming the listener and file). `previous` (the snapshot a reload replaces, or nullptr)
+  /// hands its per-client limit counters over (ClientLimiter).
   static std::shared_ptr<const Runtime> build(config::ConfigPtr config, std::shared_ptr<keystore::Keystore> keystore,
-                                              std::uint64_t generation, std::vector<std::string>& problems);
+                                              std::uint64_t generation, std::vector<std::string>& problems,
+                                              const Runtime* previous = nullptr);
 
   const config::Config& config() const { return *config_; }
   const config::ConfigPtr& config_ptr() const { return config_; }
@@ -91,6 +95,11 @@ class Runtime {
   int listener_index(std::string_view name) const;
   /// The tenant selector of config().listeners[index].
   const TenantSelector& selector(std::size_t index) const { return selectors_[index]; }
+  /// The server TLS context of config().listeners[index], or nullptr for a plain listener. Sessions hold
+  /// the shared_ptr for their connection's lifetime (a reload may drop the snapshot meanwhile).
+  const std::shared_ptr<boost::asio::ssl::context>& listener_tls(std::size_t index) const {
+    return listener_tls_[index];
+  }
   /// Per-client rate and connection limits of this snapshot (shared by all workers, lock-free).
   ClientLimiter& client_limits() const { return *client_limits_; }
   /// Shared TLS client contexts of this snapshot.
@@ -105,6 +114,7 @@ class Runtime {
   std::unordered_map<std::string_view, TenantState> tenants_;
   std::vector<UpstreamState> upstreams_;                 ///< parallel to config_->routes
   std::vector<TenantSelector> selectors_;                ///< parallel to config_->listeners
+  std::vector<std::shared_ptr<boost::asio::ssl::context>> listener_tls_;  ///< parallel to config_->listeners
   std::unique_ptr<TlsContextCache> tls_contexts_;
   std::unique_ptr<ClientLimiter> client_limits_;
   std::size_t loaded_ = 0;

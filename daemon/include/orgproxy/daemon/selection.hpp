@@ -18,6 +18,10 @@ struct SelectionInput {
   std::string_view path;                                ///< request path (checked, without query)
   std::string_view source_tenant;  ///< the `source` rules' tenant for the peer ("" = none), per connection
   std::string_view vihf_structure;  ///< the request's VIHF Identifiant_Structure ("" = no VIHF read)
+  /// The `client_cert` rules' tenant for the connection's verified client certificate ("" = none), per
+  /// connection (downstream_tls.hpp client_cert_tenant), and whether those rules disagreed among themselves.
+  std::string_view client_cert_tenant;
+  bool client_cert_conflict = false;
 };
 
 /// The outcome: the tenant id (a view into the request or the listener config) and the path to route
@@ -32,8 +36,9 @@ struct Selection {
 /// The selectors of one listener, prepared once per listener (not per request).
 /// Implemented: `fixed`, `header`, `path`, `source` (rules matched once per connection by the caller),
 /// `vihf` (the caller reads the VIHF, vihf_gate.hpp); a VIHF disagreeing with the other selectors is
-/// `vihf_mismatch` (DESIGN.md: more specific than tenant_ambiguous). `client_cert` is accepted and yields
-/// no tenant yet (the listener logs that at start).
+/// `vihf_mismatch` (DESIGN.md: more specific than tenant_ambiguous). `client_cert` (rules matched once per
+/// connection by the caller, like `source`) votes like the others; rules disagreeing about one certificate
+/// are tenant_ambiguous.
 class TenantSelector {
  public:
   /// `listener` must outlive the selector (it is part of the Runtime's config snapshot).
@@ -46,8 +51,7 @@ class TenantSelector {
   std::string_view selection_header() const { return header_enabled_ ? header_name_ : std::string_view{}; }
   bool source_enabled() const { return source_enabled_; }
   bool vihf_enabled() const { return vihf_enabled_; }
-  /// Selectors configured but not implemented in this build (for the start-up log).
-  const std::vector<config::SelectorKind>& unimplemented() const { return unimplemented_; }
+  bool client_cert_enabled() const { return client_cert_enabled_; }
 
  private:
   bool fixed_enabled_ = false;
@@ -55,9 +59,9 @@ class TenantSelector {
   bool path_enabled_ = false;
   bool source_enabled_ = false;
   bool vihf_enabled_ = false;
+  bool client_cert_enabled_ = false;
   std::string_view fixed_id_;
   std::string_view header_name_;
-  std::vector<config::SelectorKind> unimplemented_;
 };
 
 }  // namespace orgproxy::daemon
