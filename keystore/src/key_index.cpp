@@ -4,7 +4,7 @@
 
 namespace orgproxy::keystore {
 
-KeyObjectIndex::KeyObjectIndex(std::vector<TokenKeyObject> keys) : keys_(std::move(keys)) {
+KeyObjectIndex::KeyObjectIndex(const std::vector<TokenKeyObject>& keys) : keys_(keys) {
   by_label_.reserve(keys_.size());
   by_id_.reserve(keys_.size());
   for (std::size_t i = 0; i < keys_.size(); ++i) {

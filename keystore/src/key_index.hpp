@@ -14,8 +14,9 @@ namespace orgproxy::keystore {
 
 class KeyObjectIndex {
  public:
-  /// Takes the keys of one token-wide search (Token::index_private_keys).
-  explicit KeyObjectIndex(std::vector<TokenKeyObject> keys);
+  /// Indexes the keys of one token-wide search (TokenIndex::keys), which must outlive this index and not
+  /// change while it lives.
+  explicit KeyObjectIndex(const std::vector<TokenKeyObject>& keys);
 
   /// The keys `uri` names, in search order: narrowed by the URI's `object` (label) or else its `id`, then
   /// each confirmed by KeyUri::matches_object (so the result is exactly what a scan of every key would give).
@@ -24,8 +25,8 @@ class KeyObjectIndex {
   const std::vector<TokenKeyObject>& keys() const { return keys_; }
 
  private:
-  std::vector<TokenKeyObject> keys_;
-  // Views into keys_' strings: keys_ is never modified after construction.
+  const std::vector<TokenKeyObject>& keys_;
+  // Views into keys_' strings.
   std::unordered_multimap<std::string_view, std::size_t> by_label_, by_id_;
 };
 
