@@ -33,6 +33,8 @@ bool needs_keystore(const config::Config& cfg) {
   if (!cfg.pkcs11.modules.empty()) return true;
   for (auto const& t : cfg.tenants)
     if (!t.identities.empty()) return true;
+  for (auto const& l : cfg.listeners)
+    if (l.tls && l.tls->key.starts_with("pkcs11:")) return true;
   return false;
 }
 

@@ -238,16 +238,15 @@ TEST_F(DaemonLifecycle, features_this_build_cannot_honour_refuse_the_start) {
   auto cfg = base_config("https://127.0.0.1:9/x");
   add_tenant(cfg, kA, {{"dmp", a}});
   std::string yaml = cfg.yaml();
-  auto at = yaml.find("    selectors:");
-  ASSERT_NE(at, std::string::npos);
-  // A listener key in a token (the server key is not an ORG identity the keystore loads yet).
-  yaml.insert(at, "    tls: { cert: \"" + server_.chain.string() +
-                      "\", key: \"pkcs11:token=orgproxy-it;object=listener;type=private\" }\n");
-  const std::string file = tmp_.file("tls-listener.yaml");
+  // An egress CONNECT proxy: in the schema, not served by this build.
+  auto url_at = yaml.find("    url: ");
+  ASSERT_NE(url_at, std::string::npos);
+  yaml.insert(url_at, "    proxy: { url: \"http://127.0.0.1:3128\" }\n");
+  const std::string file = tmp_.file("egress-proxy.yaml");
   write_file(file, yaml);
   auto r = tk::run_command({ORGPROXY_BINARY, "run", "--config", file}, {}, 30s);
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("a listener TLS key in a token is not supported"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("egress CONNECT proxies are not supported"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("ready"), std::string::npos);
 }
 

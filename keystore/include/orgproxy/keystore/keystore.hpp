@@ -75,6 +75,10 @@ struct IdentitySpec {
   std::string purpose;    ///< "dmp", "insi-auto", ... (for messages and the INSi CN rule)
   std::string cert_file;  ///< PEM: leaf, then intermediates (any order; reordered leaf-first)
   std::string key;        ///< RFC 7512 pkcs11: URI (or a PEM file when allowed)
+  /// A downstream listener's server certificate, not an ORG identity: `tenant_id` is not compared, the
+  /// INSi CN and clientAuth rules are replaced by serverAuth (X509_PURPOSE_SSL_SERVER); dates, key match
+  /// and key protection (not extractable) are checked as for identities.
+  bool tls_server = false;
 };
 
 /// A loaded identity: leaf certificate, intermediates and a private key whose operations run in the token.
