@@ -1,47 +1,64 @@
 #include "orgproxy/daemon/access_log.hpp"
 
+#include <fmt/compile.h>
 #include <spdlog/spdlog.h>
 
 namespace orgproxy::daemon {
 
 void append_json_string(fmt::memory_buffer& out, std::string_view s) {
+  // Runs of plain bytes are appended at once: this runs for every field of every access line.
   out.push_back('"');
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto u = static_cast<unsigned char>(s[i]);
+    if (u >= 0x20 && u != 0x7f && u != '"' && u != '\\') continue;
+    out.append(s.substr(run, i - run));
+    if (u == '"' || u == '\\') {
       out.push_back('\\');
-      out.push_back(c);
-    } else if (u < 0x20 || u == 0x7f) {
-      fmt::format_to(std::back_inserter(out), "\\u{:04x}", u);
+      out.push_back(s[i]);
     } else {
-      out.push_back(c);
+      fmt::format_to(std::back_inserter(out), FMT_COMPILE("\\u{:04x}"), u);
     }
+    run = i + 1;
   }
+  out.append(s.substr(run));
   out.push_back('"');
 }
 
 namespace {
 
 void format_into(fmt::memory_buffer& out, const AccessRecord& r) {
-  auto field = [&](std::string_view name, std::string_view value) {
-    fmt::format_to(std::back_inserter(out), ",\"{}\":", name);
+  // Literal pieces appended and numbers formatted by compiled format strings: no format-string parsing
+  // per line (the access line is written for every request).
+  auto field = [&](std::string_view key_with_quotes_and_colon, std::string_view value) {
+    out.append(key_with_quotes_and_colon);
     append_json_string(out, value);
   };
+  auto number = [&](std::string_view key, std::uint64_t v) {
+    out.append(key);
+    fmt::format_int text(v);
+    out.append(text.data(), text.data() + text.size());
+  };
+  auto millis = [&](std::string_view key, double v) {
+    out.append(key);
+    fmt::format_to(std::back_inserter(out), FMT_COMPILE("{:.3f}"), v);
+  };
   out.append(std::string_view("{\"type\":\"access\""));
-  field("request_id", r.request_id);
-  field("listener", r.listener);
-  field("tenant", r.tenant);
-  field("client", r.client);
-  field("upstream", r.upstream);
-  field("method", r.method);
-  field("path", r.path);
-  fmt::format_to(std::back_inserter(out), ",\"status\":{}", r.status);
-  field("error", to_string(r.error));
-  fmt::format_to(std::back_inserter(out),
-                 ",\"bytes_in\":{},\"bytes_out\":{},\"duration_ms\":{:.3f},\"connect_ms\":{:.3f},"
-                 "\"handshake_ms\":{:.3f},\"reused\":{}}}",
-                 r.bytes_in, r.bytes_out, r.duration_ms, r.connect_ms, r.handshake_ms,
-                 r.upstream_reused ? "true" : "false");
+  field(",\"request_id\":", r.request_id);
+  field(",\"listener\":", r.listener);
+  field(",\"tenant\":", r.tenant);
+  field(",\"client\":", r.client);
+  field(",\"upstream\":", r.upstream);
+  field(",\"method\":", r.method);
+  field(",\"path\":", r.path);
+  number(",\"status\":", r.status);
+  field(",\"error\":", to_string(r.error));
+  number(",\"bytes_in\":", r.bytes_in);
+  number(",\"bytes_out\":", r.bytes_out);
+  millis(",\"duration_ms\":", r.duration_ms);
+  millis(",\"connect_ms\":", r.connect_ms);
+  millis(",\"handshake_ms\":", r.handshake_ms);
+  out.append(std::string_view(r.upstream_reused ? ",\"reused\":true}" : ",\"reused\":false}"));
 }
 
 }  // namespace

@@ -193,6 +193,8 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   auto relay = std::make_unique<char[]>(kRelayBufferBytes);
   SessionRegistration registration(worker, down.tcp());
   std::string record_method, record_path, upstream_target;
+  std::string wire;                    // message heads serialized for one-write exchanges (forward.cpp)
+  beast::flat_buffer upstream_read_buffer;  // lent to the upstream connection of each request
   std::string given_request_id;  // the client's X-Request-Id, copied: the head is rewritten before forwarding
   boost::system::error_code peer_ec;
   const PeerAddress peer = PeerAddress::from(down.socket().remote_endpoint(peer_ec).address());
@@ -295,6 +297,8 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     x.peer = &peer;
     x.counted = &counted;
     x.source_tenant = source_tenant_for_peer;
+    x.wire = &wire;
+    x.upstream_read_buffer = &upstream_read_buffer;
     x.peer_cert = peer_cert ? &*peer_cert : nullptr;
     x.cert_tenant = cert_tenant_for_peer;
     bool keep = co_await handle_request(x, *selector);

@@ -65,6 +65,11 @@ struct Exchange {
   ClientCertTenant cert_tenant;                 ///< per connection and snapshot (see SelectionInput)
   std::optional<Vihf> vihf;           ///< the request's VIHF, when read (vihf_gate.hpp)
   const char* vihf_issuer_check = "not_configured";  ///< for the audit line: match, mismatch, unavailable
+  /// Session-owned storage reused across requests (no allocation per request once grown): the wire form
+  /// of a message head written with its body in one write, and the upstream read buffer lent to whichever
+  /// upstream connection serves the request (pooled connections keep none while idle).
+  std::string* wire = nullptr;
+  boost::beast::flat_buffer* upstream_read_buffer = nullptr;
   // Set by routing before forward():
   const UpstreamState* upstream = nullptr;
   const keystore::Identity* identity = nullptr;

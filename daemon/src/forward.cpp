@@ -111,6 +111,71 @@ void new_response_parser(std::optional<http::response_parser<http::buffer_body>>
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
+// Fields in order, then the empty line, exactly as Beast's serializer writes them (RFC 9112 §2.1).
+void append_fields(std::string& out, const http::fields& f) {
+  for (const auto& field : f) {
+    out.append(field.name_string());
+    out.append(": ");
+    out.append(field.value());
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+}
+
+// The request head as Beast's serializer writes it: "<method> <target> HTTP/1.1\r\n" and the fields.
+void append_request_head(std::string& out, const http::request<http::buffer_body>& m) {
+  out.append(m.method_string());
+  out.push_back(' ');
+  out.append(m.target());
+  out.append(" HTTP/");
+  out.push_back(static_cast<char>('0' + m.version() / 10));
+  out.push_back('.');
+  out.push_back(static_cast<char>('0' + m.version() % 10));
+  out.append("\r\n");
+  append_fields(out, m);
+}
+
+// The response head as Beast's serializer writes it: "HTTP/X.Y ### <reason>\r\n" (the upstream's reason,
+// else the standard one) and the fields.
+void append_response_head(std::string& out, const http::response<http::buffer_body>& m) {
+  const unsigned code = m.result_int();
+  const char line[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + m.version() / 10), '.',
+                       static_cast<char>('0' + m.version() % 10), ' ', static_cast<char>('0' + code / 100),
+                       static_cast<char>('0' + (code / 10) % 10), static_cast<char>('0' + code % 10), ' '};
+  out.append(line, sizeof line);
+  const auto reason = m.reason();
+  out.append(reason.empty() ? http::obsolete_reason(m.result()) : reason);
+  out.append("\r\n");
+  append_fields(out, m);
+}
+
+// Parses a length-delimited body wholly present in `buffer` into `relay` (kRelayBufferBytes). Returns the
+// bytes parsed when the message is then complete, 0 otherwise (nothing consumed: the streaming path
+// applies). A chunked body never qualifies: its framing is rewritten on the way.
+template <bool isRequest>
+std::size_t take_buffered_body(http::parser<isRequest, http::buffer_body>& p, beast::flat_buffer& buffer,
+                               char* relay, boost::system::error_code& ec) {
+  if (p.is_done() || p.get().chunked()) return 0;
+  const auto length = p.content_length_remaining();
+  if (!length || *length > kRelayBufferBytes || buffer.size() < *length) return 0;
+  auto& body = p.get().body();
+  body.data = relay;
+  body.size = kRelayBufferBytes;
+  buffer.consume(p.put(buffer.data(), ec));
+  if (ec == http::error::need_buffer) ec = {};
+  return kRelayBufferBytes - body.size;
+}
+
+// A small request body that arrived with the head (a RIS writes head and SOAP body at once) is parsed
+// into the relay buffer before anything is sent: head and body then leave in one write (one TLS record,
+// one sendmsg) on the half-duplex path, with no concurrent head read to set up. Only for a declared
+// length that is wholly buffered and fits the relay buffer; chunked bodies and Expect: 100-continue keep
+// the streaming path. Returns the body bytes parsed into x.relay; sets `ec` on a parse error.
+std::size_t prefill_buffered_body(Exchange& x, boost::system::error_code& ec) {
+  if (x.expect_continue) return 0;
+  return take_buffered_body(x.req, x.down_buffer, x.relay, ec);
+}
+
 }  // namespace
 
 asio::awaitable<ForwardOutcome> forward(Exchange& x) {
@@ -118,6 +183,14 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   const config::Upstream& u = *x.upstream->upstream;
   UpstreamPool& pool = x.worker.pool_for(x.rt);
   const PoolKey key{x.identity->tenant_id(), x.identity, &u};
+
+  // 0. A small body already buffered is taken now: head and body then go upstream in one write.
+  boost::system::error_code prefill_ec;
+  const std::size_t prefilled = prefill_buffered_body(x, prefill_ec);
+  if (prefill_ec) {
+    client_body_failure(out, prefill_ec);
+    co_return out;
+  }
 
   // 1. A pooled connection of exactly this key, checked alive before any byte is written (C09a).
   std::unique_ptr<UpstreamConnection> conn;
@@ -139,6 +212,9 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
     conn = std::move(dial.conn);
   }
   auto& upstream_tcp = beast::get_lowest_layer(conn->stream);
+  // The session's read buffer (grown once to a TLS record) serves this connection until its release.
+  if (x.upstream_read_buffer && conn->buffer.size() == 0 && x.upstream_read_buffer->size() == 0)
+    swap(conn->buffer, *x.upstream_read_buffer);
 
   // 2. Request head, then the body streamed while the response head is awaited (full duplex).
   prepare_upstream_request(x);
@@ -147,17 +223,29 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   bool request_complete = true;
   {
     http::serializer<true, http::buffer_body> sr{x.req.get()};
-    if (x.req.is_done()) {
-      StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay,
-                                            kRelayBufferBytes, x.listener.idle_timeout, u.first_byte_timeout,
-                                            x.record.bytes_in);
+    if (x.req.is_done() || prefilled > 0) {
+      StepResult step;
+      if (x.req.is_done() && !x.req.get().chunked() && x.wire) {
+        // The whole request is at hand: head and body in one buffer, one TLS record, one sendmsg.
+        x.wire->clear();
+        append_request_head(*x.wire, x.req.get());
+        x.wire->append(x.relay, prefilled);
+        x.record.bytes_in += prefilled;
+        upstream_tcp.expires_after(u.first_byte_timeout);
+        auto [wec, wn] = co_await asio::async_write(conn->stream, asio::buffer(*x.wire), nothrow);
+        step.write_ec = wec;
+      } else {
+        step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay, kRelayBufferBytes,
+                                   x.listener.idle_timeout, u.first_byte_timeout, x.record.bytes_in, nullptr,
+                                   prefilled);
+      }
       if (step.write_ec) {
         out.error = upstream_io_error(step.write_ec);
         out.detail = "writing request upstream: " + step.write_ec.message();
         co_return out;
       }
       HeadRead hr = co_await read_head(conn->stream, conn->buffer, *res, kMaxResponseHeadBytes, kMaxResponseFields,
-                                       u.first_byte_timeout, u.first_byte_timeout);
+                                       u.first_byte_timeout, u.first_byte_timeout, false, kUpstreamReadBytes);
       if (head_failed(hr, *res, out)) co_return out;
     } else {
       // No body bytes yet, more to come: the serializer must stop after the head (need_buffer), not
@@ -249,7 +337,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   while (res->get().result_int() < 200) {
     new_response_parser(res, x.is_head);
     HeadRead hr = co_await read_head(conn->stream, conn->buffer, *res, kMaxResponseHeadBytes, kMaxResponseFields,
-                                     u.first_byte_timeout, u.first_byte_timeout);
+                                     u.first_byte_timeout, u.first_byte_timeout, false, kUpstreamReadBytes);
     if (head_failed(hr, *res, out)) co_return out;
   }
 
@@ -259,6 +347,17 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   const bool up_chunked = msg.chunked();
   const auto up_length = res->content_length();
   const bool upstream_keep_alive = res->keep_alive();
+  // A small length-delimited answer read whole with its head (the usual SOAP response) is relayed in one
+  // write with its head.
+  boost::system::error_code whole_ec;
+  const std::size_t whole_body =
+      body_expected && x.wire ? take_buffered_body(*res, conn->buffer, x.relay, whole_ec) : 0;
+  if (whole_ec) {
+    out.error = ErrorCode::upstream_protocol;
+    out.detail = "reading response body: " + whole_ec.message();
+    out.keep_downstream = false;
+    co_return out;
+  }
   bool keep_down = x.client_keep_alive && !x.worker.stopping();
   remove_hop_by_hop(msg);
   msg.version(x.client_version);
@@ -279,7 +378,21 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   x.record.status = msg.result_int();
 
   http::serializer<false, http::buffer_body> sr{msg};
-  if (!body_expected) {
+  if (x.wire && (!body_expected || whole_body > 0)) {
+    x.wire->clear();
+    append_response_head(*x.wire, msg);
+    // One buffer (the body copied after the head): a TLS downstream writes it as one record.
+    x.wire->append(x.relay, whole_body);
+    x.down.expires_after(x.listener.idle_timeout);
+    auto [wec, wn] = co_await asio::async_write(x.down, asio::buffer(*x.wire), nothrow);
+    out.response_started = true;
+    x.record.bytes_out += whole_body;
+    if (wec) {
+      out.keep_downstream = false;
+      out.detail = "writing response downstream: " + wec.message();
+      co_return out;
+    }
+  } else if (!body_expected) {
     sr.split(true);
     x.down.expires_after(x.listener.idle_timeout);
     auto [wec, wn] = co_await http::async_write_header(x.down, sr, nothrow);
@@ -312,8 +425,10 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
 
   // 5. Back to the pool only after a complete, keep-alive, length-delimited exchange.
   if (res->is_done() && x.worker.pool_accepts(x.rt)) remember_session(pool, key, *conn);
-  if (request_complete && upstream_keep_alive && res->is_done() && !res->need_eof() && x.worker.pool_accepts(x.rt))
+  if (request_complete && upstream_keep_alive && res->is_done() && !res->need_eof() && x.worker.pool_accepts(x.rt)) {
+    if (x.upstream_read_buffer && conn->buffer.size() == 0) swap(conn->buffer, *x.upstream_read_buffer);
     release_upstream(pool, key, std::move(conn), u);
+  }
   co_return out;
 }
 

@@ -26,13 +26,15 @@ struct HeadRead {
 /// Waits up to `first_byte` for the first byte, then gives the whole head `whole_head` from there (from now
 /// when `whole_head_from_now`: a connection's first request, which has no idle period before it); scans
 /// it with scan_head (bare CR/LF, obs-fold... refused) and hands exactly the head bytes to `parser`.
-/// Body bytes already received stay in `buffer` for the parser's body reads.
+/// Body bytes already received stay in `buffer` for the parser's body reads. `read_bytes` is the size of
+/// each read: 4 KB suits a request head; an upstream answer is read a whole TLS record (16 KB) at a time,
+/// so that a small response arrives head and body in one read and leaves downstream in one write.
 template <class Stream, class Parser>
 boost::asio::awaitable<HeadRead> read_head(Stream& stream, boost::beast::flat_buffer& buffer, Parser& parser,
                                            std::size_t max_bytes, std::size_t max_fields,
                                            std::chrono::milliseconds first_byte,
                                            std::chrono::milliseconds whole_head,
-                                           bool whole_head_from_now = false) {
+                                           bool whole_head_from_now = false, std::size_t read_bytes = 4096) {
   namespace asio = boost::asio;
   HeadRead r;
   auto& tcp = boost::beast::get_lowest_layer(stream);
@@ -63,7 +65,7 @@ boost::asio::awaitable<HeadRead> read_head(Stream& stream, boost::beast::flat_bu
         head_deadline_set = true;
       }
     }
-    auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] = co_await stream.async_read_some(buffer.prepare(read_bytes), asio::as_tuple(asio::use_awaitable));
     buffer.commit(n);
     if (ec && n == 0) {
       r.ec = ec;

@@ -69,6 +69,10 @@ boost::asio::awaitable<boost::system::error_code> read_body_some(
   }
 }
 
+/// Size of each read from an upstream: a whole TLS record's plaintext, so a small answer (head and body in
+/// one record) is read at once and relayed in one write.
+inline constexpr std::size_t kUpstreamReadBytes = 16 * 1024;
+
 struct StepResult {
   boost::system::error_code read_ec;
   boost::system::error_code write_ec;
@@ -79,6 +83,8 @@ struct StepResult {
 /// Streams `p`'s body into `sr` (the serializer of the same message) one `buf_size` buffer at a time.
 /// Each read is bounded by `in_timeout`, each write by `out_timeout`. Adds the body bytes to `bytes`.
 /// Checks `*stop` (when not null) after each write and returns early with `stopped` when set.
+/// `prefilled`: body bytes the caller already parsed into `buf`; written first (with the head, when the
+/// serializer has not written it yet: one write instead of two).
 template <bool isRequest, class In, class Out>
 boost::asio::awaitable<StepResult> relay_body(In& in, boost::beast::flat_buffer& in_buffer,
                                               boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
@@ -86,14 +92,20 @@ boost::asio::awaitable<StepResult> relay_body(In& in, boost::beast::flat_buffer&
                                               Out& out, char* buf, std::size_t buf_size,
                                               std::chrono::milliseconds in_timeout,
                                               std::chrono::milliseconds out_timeout, std::uint64_t& bytes,
-                                              const bool* stop = nullptr) {
+                                              const bool* stop = nullptr, std::size_t prefilled = 0) {
   namespace asio = boost::asio;
   namespace http = boost::beast::http;
   constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
   StepResult r;
   auto& body = p.get().body();
   do {
-    if (!p.is_done()) {
+    if (prefilled > 0) {
+      body.data = buf;
+      body.size = prefilled;
+      body.more = !p.is_done();
+      bytes += prefilled;
+      prefilled = 0;
+    } else if (!p.is_done()) {
       body.data = buf;
       body.size = buf_size;
       boost::beast::get_lowest_layer(in).expires_after(in_timeout);
@@ -159,7 +171,8 @@ struct HeadWaiter {
     boost::asio::co_spawn(
         wake.get_executor(),
         [this, &stream, &buffer, &parser, max_bytes, max_fields, timeout]() -> boost::asio::awaitable<void> {
-          result = co_await read_head(stream, buffer, parser, max_bytes, max_fields, timeout, timeout);
+          result = co_await read_head(stream, buffer, parser, max_bytes, max_fields, timeout, timeout, false,
+                                     kUpstreamReadBytes);
           final_or_failed = result.ec || result.parse_ec || result.status != HeadScan::Status::complete ||
                             parser.get().result_int() >= 200;
           done = true;

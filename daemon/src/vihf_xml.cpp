@@ -54,6 +54,41 @@ void on_error(void* arg, xmlError* err) {
   sink->message = err->message ? std::string(trim_xml_space(err->message)) : "XML error";
 }
 
+// One reader per thread, reset for each scan (xmlReaderNewMemory): creating and freeing a reader (parser
+// context, dictionary, SAX state) for every request cost more than the scan itself. It is replaced after
+// kReaderUses scans, so that its name dictionary (names taken from client bodies) stays small, and after
+// any parse error, so that no state of a hostile document carries over. The error sink lives with it: the
+// handler's argument stays valid even for an error reported while the reader is being reset.
+struct ReaderCache {
+  static constexpr unsigned kReaderUses = 64;
+  // No XML_PARSE_NOENT (entities stay unexpanded), no DTDLOAD/DTDATTR/DTDVALID, no network, no XInclude.
+  static constexpr int kOptions = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOBLANKS;
+  ReaderPtr reader;
+  unsigned uses = 0;
+  ErrorSink sink;
+
+  xmlTextReader* start(std::string_view xml) {
+    sink = {};
+    const int size = static_cast<int>(xml.size());
+    if (reader && uses < kReaderUses &&
+        xmlReaderNewMemory(reader.get(), xml.data(), size, nullptr, nullptr, kOptions) == 0) {
+      ++uses;
+    } else {
+      reader.reset(xmlReaderForMemory(xml.data(), size, nullptr, nullptr, kOptions));
+      uses = 1;
+      if (!reader) return nullptr;
+    }
+    xmlTextReaderSetStructuredErrorHandler(reader.get(), on_error, &sink);
+    return reader.get();
+  }
+  void retire() { uses = kReaderUses; }
+};
+
+ReaderCache& thread_reader() {
+  thread_local ReaderCache cache;
+  return cache;
+}
+
 // What the element being read is, for the few we care about. Depths are xmlTextReaderDepth values.
 enum class Capture { none, issuer, name_id, attribute_value };
 
@@ -238,21 +273,23 @@ VihfScan scan_vihf(std::string_view xml, bool complete) {
     out.error = "envelope too large";
     return out;
   }
-  // No XML_PARSE_NOENT (entities stay unexpanded), no DTDLOAD/DTDATTR/DTDVALID, no network, no XInclude.
-  constexpr int options = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_NOBLANKS;
-  ReaderPtr reader(xmlReaderForMemory(xml.data(), static_cast<int>(xml.size()), nullptr, nullptr, options));
+  ReaderCache& cache = thread_reader();
+  xmlTextReader* reader = cache.start(xml);
   if (!reader) {
     out.status = VihfScan::Status::malformed;
     out.error = "XML reader could not be created";
     return out;
   }
-  ErrorSink sink;
-  xmlTextReaderSetStructuredErrorHandler(reader.get(), on_error, &sink);
-  Scanner scanner(reader.get());
+  ErrorSink& sink = cache.sink;
+  Scanner scanner(reader);
   int rc = 0;
-  while ((rc = xmlTextReaderRead(reader.get())) == 1 && !sink.seen) {
-    if (!scanner.on_node()) return std::move(scanner.result());
+  while ((rc = xmlTextReaderRead(reader)) == 1 && !sink.seen) {
+    if (!scanner.on_node()) {
+      if (sink.seen || scanner.result().status == VihfScan::Status::malformed) cache.retire();
+      return std::move(scanner.result());
+    }
   }
+  if (sink.seen || rc < 0) cache.retire();
   if (rc == 0 && !sink.seen) {
     // The document ended (no more bytes) without a header end: no VIHF when it was all there.
     if (!complete) {

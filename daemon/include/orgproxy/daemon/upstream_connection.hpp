@@ -28,6 +28,9 @@ struct UpstreamConnection {
   boost::beast::ssl_stream<boost::beast::tcp_stream> stream;
   boost::beast::flat_buffer buffer;  ///< upstream read buffer; must be empty for the connection to be pooled
   std::uint64_t requests = 0;
+  /// The TLS session this connection last stored under its pool key (a reference): stored again only when
+  /// a new ticket replaced it, not copied after every exchange.
+  keystore::SslSessionPtr remembered_session;
 
   /// True when the connection, just done with an exchange, may go back to the pool: nothing unread in our
   /// buffer nor inside OpenSSL (decrypted or still encrypted) and no close_notify received. No system call:
