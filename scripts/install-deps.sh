@@ -13,6 +13,7 @@ PACKAGES=(
   nginx curl procps python3 python3-zeep opensc
   libldap2-dev slapd ldap-utils
   prometheus systemd dpkg-dev
+  dovecot-imapd python3-aiosmtpd
 )
 
 missing=()

@@ -256,6 +256,20 @@ void check_references(ParseState& s) {
   }
 }
 
+// HTTP routes need `url` upstreams, L4 listeners `address` ones (unknown names are reported elsewhere).
+void check_upstream_kinds(ParseState& s) {
+  for (const Route& r : s.config.routes)
+    if (const Upstream* u = s.config.find_upstream(r.upstream); u && !u->address.empty())
+      s.diags.error(r.mark, "route '" + r.prefix + "': upstream '" + u->name +
+                                "' is an L4 upstream (address); routes need an upstream with an https url");
+  for (const Listener& l : s.config.listeners) {
+    if (l.mode == ListenerMode::http) continue;
+    if (const Upstream* u = s.config.find_upstream(l.upstream); u && u->address.empty())
+      s.diags.error(l.mark, "listener '" + l.name + "': upstream '" + u->name + "' has a url (HTTP); a " +
+                                std::string(to_string(l.mode)) + " listener needs an upstream with address: host:port");
+  }
+}
+
 void check_listeners(ParseState& s, const std::string& root_name, bool root_read) {
   auto& listeners = s.config.listeners;
   if (listeners.empty() && root_read)
@@ -330,6 +344,7 @@ LoadResult Loader::finish() {
     if (!inserted) s.diags.error(t.mark, "tenant id '" + t.id + "' is defined twice: here and at " + it->second.str());
   }
   check_references(s);
+  check_upstream_kinds(s);
   check_listeners(s, root_name_, root_read_);
   check_admin(s);
   check_pin_source(s);

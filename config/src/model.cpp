@@ -37,6 +37,20 @@ std::string_view to_string(Environment e) { return e == Environment::test ? "tes
 
 std::string_view to_string(TlsVersion v) { return v == TlsVersion::tls1_2 ? "1.2" : "1.3"; }
 
+std::string_view to_string(ListenerMode m) {
+  switch (m) {
+    case ListenerMode::http:
+      return "http";
+    case ListenerMode::tunnel:
+      return "tunnel";
+    case ListenerMode::smtp_starttls:
+      return "smtp-starttls";
+    case ListenerMode::imap_starttls:
+      return "imap-starttls";
+  }
+  return "?";
+}
+
 std::string_view to_string(SelectorKind k) {
   switch (k) {
     case SelectorKind::fixed:

@@ -190,6 +190,17 @@ Parsed<HttpProxyUrl> parse_proxy_url(std::string_view url) {
   return {HttpProxyUrl{std::move(authority.value->host), authority.value->port}, {}};
 }
 
+Parsed<HostPort> parse_host_port(std::string_view text) {
+  const std::string t(text);
+  auto bad = [&](const std::string& why) { return Parsed<HostPort>{std::nullopt, "'" + t + "': " + why}; };
+  if (t.find("://") != std::string::npos) return bad("an L4 address is host:port, without a scheme");
+  if (t.find_first_of("/?#") != std::string::npos) return bad("an L4 address is host:port, without a path");
+  auto authority = parse_authority(text, 0);
+  if (!authority.value) return bad(authority.error);
+  if (authority.value->port == 0) return bad("the port is required (host:port)");
+  return {HostPort{std::move(authority.value->host), authority.value->port}, {}};
+}
+
 std::optional<std::string> normalise_sha256(std::string_view text) {
   std::string hex;
   for (std::size_t i = 0; i < text.size(); ++i) {

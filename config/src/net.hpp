@@ -45,6 +45,13 @@ struct HttpProxyUrl {
 };
 Parsed<HttpProxyUrl> parse_proxy_url(std::string_view url);
 
+/// Parses an L4 upstream `host:port` (port required, 1–65535; IPv6 in brackets; host lower-cased).
+struct HostPort {
+  std::string host;  ///< IPv6 literals without brackets
+  std::uint16_t port = 0;
+};
+Parsed<HostPort> parse_host_port(std::string_view text);
+
 /// A SHA-256 written as 64 hex digits, optionally as ':'-separated pairs; returns lower-case hex without
 /// ':' or nullopt.
 std::optional<std::string> normalise_sha256(std::string_view text);

@@ -141,6 +141,11 @@ class Printer {
     line(1, "- name: " + q(l.name) + from(l.mark));
     kv(2, "address", q(l.address));
     kv(2, "port", std::to_string(l.port));
+    if (l.mode != ListenerMode::http) {  // http listeners print as before (the default mode)
+      kv(2, "mode", std::string(to_string(l.mode)));
+      kv(2, "upstream", q(l.upstream));
+      kv(2, "max_connections", std::to_string(l.max_connections));
+    }
     selectors(l);
     kv(2, "tenant_header", q(l.tenant_header));
     if (!l.fixed_tenant.empty()) kv(2, "tenant", q(l.fixed_tenant));
@@ -161,7 +166,10 @@ class Printer {
 
   void upstream(const Upstream& u) {
     line(1, q(u.name) + ":" + from(u.mark));
-    kv(2, "url", q(u.url));
+    if (u.address.empty())
+      kv(2, "url", q(u.url));
+    else
+      kv(2, "address", q(u.address));
     if (!u.sni.empty()) kv(2, "sni", q(u.sni));  // none for an IP literal host (RFC 6066)
     kv(2, "ca_file", q(u.ca_file));
     kv(2, "environment", std::string(to_string(u.environment)));
@@ -199,8 +207,12 @@ class Printer {
     for (const auto& [purpose, refs] : t.identities) {
       line(3, std::string(to_string(purpose)) + ":");
       for (const auto& ref : refs) {
-        line(4, "- cert: " + q(ref.cert_file) + from(ref.mark));
-        kv(5, "key", q(redact_key(ref.key)));
+        if (ref.cert_file.empty()) {  // the certificate is read from the key's token
+          line(4, "- key: " + q(redact_key(ref.key)) + from(ref.mark));
+        } else {
+          line(4, "- cert: " + q(ref.cert_file) + from(ref.mark));
+          kv(5, "key", q(redact_key(ref.key)));
+        }
       }
     }
   }

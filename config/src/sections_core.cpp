@@ -278,10 +278,16 @@ void parse_listener_tls(const MapView& m, Listener& l, bool allow_pin_value) {
 }  // namespace
 
 void parse_listeners(const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 13> kKeys{
+  static constexpr std::array<std::string_view, 16> kKeys{
       "name",   "address",        "port",         "selectors",        "tenant_header",
       "tenant", "header_timeout", "idle_timeout", "max_header_bytes", "max_header_count",
-      "tls",    "vihf_check",     "vihf_max_bytes"};
+      "tls",    "vihf_check",     "vihf_max_bytes", "mode",           "upstream",
+      "max_connections"};
+  static constexpr std::array<std::pair<std::string_view, ListenerMode>, 4> kModes{
+      {{"http", ListenerMode::http},
+       {"tunnel", ListenerMode::tunnel},
+       {"smtp-starttls", ListenerMode::smtp_starttls},
+       {"imap-starttls", ListenerMode::imap_starttls}}};
   const Field* f = top.field("listeners");
   if (!f) return;
   if (!expect_sequence(f->value, mark_of(f->key, top.file()), top.file(), top.diags(), "listeners")) return;
@@ -312,8 +318,40 @@ void parse_listeners(const MapView& top, ParseState& state) {
       l.port = static_cast<std::uint16_t>(*v);
     else if (!m.field("port"))
       m.text("port", true);  // reports the missing key
+    auto mode = m.choice<ListenerMode>("mode", kModes);
+    if (mode) l.mode = *mode;
+    // A misspelt mode is reported once, not again through the keys that belong to the intended mode.
+    const bool mode_unknown = !mode && m.field("mode");
+    const bool l4 = l.mode != ListenerMode::http || mode_unknown;
+    // An L4 listener has no request to select from: its connections all belong to its one `tenant`.
+    if (l4) l.selectors = {SelectorKind::fixed};
     parse_selectors(m, l, state);
+    if (l4 && l.selectors != std::vector<SelectorKind>{SelectorKind::fixed}) {
+      m.error_at("selectors", "a " + std::string(to_string(l.mode)) +
+                                  " listener serves one site: only the 'fixed' selector (with 'tenant') applies");
+      l.selectors = {SelectorKind::fixed};
+    }
+    if (auto t = m.text("upstream")) {
+      l.upstream = t->value;
+      if (!l4)
+        m.error_at("upstream", "an http listener reaches upstreams through routes; 'upstream' is for the "
+                               "tunnel, smtp-starttls and imap-starttls modes");
+      else
+        state.references.push_back({Reference::Kind::upstream, t->value, t->mark, m.what() + ": upstream"});
+    } else if (l4 && !mode_unknown && !m.field("upstream")) {
+      m.diags().error(m.mark(), m.what() + ": a " + std::string(to_string(l.mode)) +
+                                    " listener needs 'upstream: <name>' (an upstream with an address)");
+    }
+    if (auto v = m.integer("max_connections", 1, 1000000)) {
+      l.max_connections = *v;
+      if (!l4) m.error_at("max_connections", "max_connections applies to L4 listeners (mode tunnel, smtp-starttls, "
+                                             "imap-starttls); limit HTTP clients with clients.max_connections");
+    }
     parse_listener_tls(m, l, state.config.pkcs11.allow_pin_value);
+    if (l4 && !mode_unknown && l.tls)
+      m.error_at("tls", "a " + std::string(to_string(l.mode)) +
+                            " listener takes plaintext from the client in this build (TLS is originated upstream); "
+                            "TLS or STARTTLS towards the client is not served yet: remove `tls`");
     if (auto v = m.boolean("vihf_check")) l.vihf_check = *v;
     if (auto v = m.size("vihf_max_bytes", 1024, 16 << 20)) l.vihf_max_bytes = *v;
     const bool by_cert =

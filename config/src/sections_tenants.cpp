@@ -44,7 +44,8 @@ void parse_identity(const YAML::Node& item, const std::string& what, const MapVi
   if (!m.valid()) return;
   IdentityRef ref;
   ref.mark = m.mark();
-  if (auto v = m.path("cert", true)) ref.cert_file = *v;
+  // Without `cert`, the certificate is the one stored on the key's token (`orgproxy keys install-cert`).
+  if (auto v = m.path("cert", false)) ref.cert_file = *v;
   if (auto t = m.text("key", true)) {
     const Pkcs11Settings& p11 = state.config.pkcs11;
     if (t->value.size() >= 7 && std::equal(t->value.begin(), t->value.begin() + 7,
@@ -56,6 +57,8 @@ void parse_identity(const YAML::Node& item, const std::string& what, const MapVi
     } else if (p11.allow_key_files) {
       ref.key = resolve_path(t->value, m.file());
       m.warning_at("key", "a PEM key file is used instead of a PKCS#11 token (pkcs11.allow_key_files)");
+      if (ref.cert_file.empty())
+        m.error_at("key", "a PEM key file needs a cert: file (only a token can hold the certificate)");
     } else {
       m.error_at("key",
                  "must be a pkcs11: URI (RFC 7512), e.g. \"pkcs11:token=orgproxy;object=site-a;"

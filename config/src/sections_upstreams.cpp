@@ -28,7 +28,8 @@ std::string lower(std::string s) {
 }
 
 void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 13> kKeys{"url",
+  static constexpr std::array<std::string_view, 14> kKeys{"url",
+                                                          "address",
                                                           "sni",
                                                           "ca_file",
                                                           "environment",
@@ -50,7 +51,21 @@ void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapVie
   Upstream u;
   u.name = name;
   u.mark = mark_of(key, top.file());
-  if (auto t = m.text("url", true)) {
+  const bool l4 = m.field("address") != nullptr;
+  if (l4 && m.field("url")) m.error_at("address", "give either url (HTTP upstream) or address (L4 upstream), not both");
+  if (l4) {
+    if (auto t = m.text("address", true)) {
+      u.address = t->value;
+      auto parsed = parse_host_port(t->value);
+      if (!parsed.value) {
+        m.error_at("address", parsed.error);
+      } else {
+        u.host = parsed.value->host;
+        u.port = parsed.value->port;
+        u.sni = is_ip_literal(u.host) ? std::string() : u.host;
+      }
+    }
+  } else if (auto t = m.text("url", true)) {
     u.url = t->value;
     auto parsed = parse_https_url(t->value);
     if (!parsed.value) {

@@ -146,7 +146,8 @@ std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::sha
     } else {
       ++rt->unavailable_;
       problems.push_back("tenant " + specs[i].tenant_id + " purpose " + specs[i].purpose + " (" +
-                         specs[i].cert_file + "): identity unavailable: " + slot.error);
+                         (specs[i].cert_file.empty() ? std::string("certificate on the token") : specs[i].cert_file) +
+                         "): identity unavailable: " + slot.error);
     }
     rt->tenants_[where[i].tenant].identities[where[i].purpose].push_back(std::move(slot));
   }

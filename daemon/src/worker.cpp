@@ -19,6 +19,7 @@ Worker::Worker(unsigned index, RuntimeSlot& runtime)
 
 std::uint16_t Worker::bind(const config::Listener& listener, const tcp::endpoint& endpoint) {
   auto& slot = listeners_.emplace_back(io_, listener);
+  slot.l4_open = runtime_.l4_connections.counter(listener.name);
   auto& a = slot.acceptor;
   a.open(endpoint.protocol());
   a.set_option(tcp::acceptor::reuse_address(true));
@@ -48,7 +49,10 @@ void Worker::accept_loop(ListenerSlot& slot) {
     } else if (!stopping()) {
       socket.set_option(tcp::no_delay(true), ec);
       active_.fetch_add(1, std::memory_order_relaxed);
-      asio::co_spawn(io_, run_downstream_session(*this, slot, std::move(socket)),
+      asio::co_spawn(io_,
+                     slot.listener.mode == config::ListenerMode::http
+                         ? run_downstream_session(*this, slot, std::move(socket))
+                         : run_l4_session(*this, slot, std::move(socket)),
                      [this](std::exception_ptr e) {
                        active_.fetch_sub(1, std::memory_order_relaxed);
                        if (e) {

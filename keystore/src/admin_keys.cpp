@@ -3,6 +3,7 @@
 #include "admin_keys.hpp"
 
 #include <map>
+#include <set>
 #include <vector>
 
 #include <openssl/core_names.h>
@@ -71,7 +72,8 @@ void require(const std::string& value, const char* what) {
   if (value.empty()) throw KeystoreError(std::string(what) + " is empty");
 }
 
-void store_certificate(Token& token, RwSession& s, X509* cert, const std::string& label) {
+/// The certificate of a key: CKA_ID = the key's CKA_ID (how the daemon finds it when `cert:` is absent).
+void store_certificate(Token& token, RwSession& s, X509* cert, const std::string& id, const std::string& label) {
   unsigned char* der = nullptr;
   int n = i2d_X509(cert, &der);
   if (n <= 0) throw KeystoreError("cannot encode the certificate");
@@ -85,17 +87,39 @@ void store_certificate(Token& token, RwSession& s, X509* cert, const std::string
   CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
   CK_CERTIFICATE_TYPE type = CKC_X_509;
   std::vector<CK_ATTRIBUTE> t{attr(CKA_CLASS, &cls, sizeof cls), attr(CKA_CERTIFICATE_TYPE, &type, sizeof type),
-                              attr(CKA_TOKEN, kTrue), attr(CKA_PRIVATE, kFalse), attr(CKA_ID, label),
+                              attr(CKA_TOKEN, kTrue), attr(CKA_PRIVATE, kFalse), attr(CKA_ID, id),
                               attr(CKA_LABEL, label), attr(CKA_SUBJECT, subject), attr(CKA_ISSUER, issuer),
                               attr(CKA_SERIAL_NUMBER, serial), attr(CKA_VALUE, value)};
   CK_OBJECT_HANDLE h;
   check_ck(s.f()->C_CreateObject(s.get(), t.data(), t.size(), &h), token.display(), "C_CreateObject (certificate)");
 }
 
-X509Ptr read_leaf(const std::string& file) {
-  CertificateChain chain = read_certificate_chain(file);
-  if (!chain.leaf) throw KeystoreError(chain.error.empty() ? file + ": no certificate" : chain.error);
-  return std::move(chain.leaf);
+std::string der_of(X509* cert) {
+  unsigned char* der = nullptr;
+  int n = i2d_X509(cert, &der);
+  std::string value(reinterpret_cast<char*>(der), n > 0 ? static_cast<size_t>(n) : 0);
+  OPENSSL_free(der);
+  return value;
+}
+
+/// A CA certificate of an identity's chain: CKA_CERTIFICATE_CATEGORY authority (PKCS#11 v2.40 §4.6.3), no
+/// CKA_ID (it belongs to no key), labelled with its subject CN.
+void store_ca_certificate(Token& token, RwSession& s, X509* cert) {
+  const std::string value = der_of(cert);
+  const std::string subject = der_of(X509_get_subject_name(cert)), issuer = der_of(X509_get_issuer_name(cert));
+  char cn[256] = "";
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+  const std::string label = std::string("CA ") + cn;
+  CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+  CK_CERTIFICATE_TYPE type = CKC_X_509;
+  CK_ULONG category = 2;  // authority
+  std::vector<CK_ATTRIBUTE> t{attr(CKA_CLASS, &cls, sizeof cls), attr(CKA_CERTIFICATE_TYPE, &type, sizeof type),
+                              attr(CKA_TOKEN, kTrue), attr(CKA_PRIVATE, kFalse),
+                              attr(CKA_CERTIFICATE_CATEGORY, &category, sizeof category), attr(CKA_LABEL, label),
+                              attr(CKA_SUBJECT, subject), attr(CKA_ISSUER, issuer), attr(CKA_VALUE, value)};
+  CK_OBJECT_HANDLE h;
+  check_ck(s.f()->C_CreateObject(s.get(), t.data(), t.size(), &h), token.display(),
+           "C_CreateObject (CA certificate)");
 }
 
 }  // namespace
@@ -311,25 +335,29 @@ std::string import_pkcs12_file(Token& token, const std::string& tenant_id, const
   check_ck(s.f()->C_CreateObject(s.get(), priv.data(), priv.size(), &h), token.display(),
            "C_CreateObject (private key)");
   check_ck(s.f()->C_CreateObject(s.get(), pub.data(), pub.size(), &h), token.display(), "C_CreateObject (public key)");
-  store_certificate(token, s, cert.get(), label);
+  store_certificate(token, s, cert.get(), label, label);
   spdlog::info("keystore: {}: key and certificate '{}' imported (sensitive, not extractable)", token.display(), label);
   return key_uri(token, label);
 }
 
 std::string install_certificate_file(Token& token, const std::string& tenant_id, const std::string& purpose,
                                      const std::string& cert_file) {
-  X509Ptr leaf = read_leaf(cert_file);
+  CertificateChain chain = read_certificate_chain(cert_file);
+  if (!chain.leaf) throw KeystoreError(chain.error.empty() ? cert_file + ": no certificate" : chain.error);
+  X509Ptr leaf = std::move(chain.leaf);
   if (std::string why = check_ou(leaf.get(), tenant_id); !why.empty()) throw KeystoreError(cert_file + ": " + why);
   RwSession s(token);
   std::map<std::string, std::string> ec_points;  // by CKA_ID, from public key objects
   std::vector<TokenKeyObject> keys;
   std::map<std::string, std::vector<CK_OBJECT_HANDLE>> certificates;  // by CKA_ID
+  std::set<std::string> certificate_values;                           // DER of every certificate on the token
   for (CK_OBJECT_HANDLE h : find_objects(s.f(), s.get(), {}, token.display())) {
     AttributeMap a = read_attributes(s.f(), s.get(), h,
                                      {CKA_CLASS, CKA_ID, CKA_LABEL, CKA_KEY_TYPE, CKA_MODULUS, CKA_PUBLIC_EXPONENT,
                                       CKA_EC_PARAMS, CKA_EC_POINT});
-    if (!is_generation_label(a[CKA_LABEL], tenant_id, purpose)) continue;
     auto cls = attribute_ulong(a, CKA_CLASS);
+    if (cls == CKO_CERTIFICATE) certificate_values.insert(read_attributes(s.f(), s.get(), h, {CKA_VALUE})[CKA_VALUE]);
+    if (!is_generation_label(a[CKA_LABEL], tenant_id, purpose)) continue;
     if (cls == CKO_PUBLIC_KEY && a.count(CKA_EC_POINT)) ec_points[a[CKA_ID]] = a[CKA_EC_POINT];
     if (cls == CKO_CERTIFICATE) certificates[a[CKA_ID]].push_back(h);
     if (cls != CKO_PRIVATE_KEY) continue;
@@ -351,7 +379,15 @@ std::string install_certificate_file(Token& token, const std::string& tenant_id,
     if (!compare_public_parts(k, leaf.get()).empty()) continue;
     // A certificate re-issued for the same key replaces the one stored before.
     for (CK_OBJECT_HANDLE old : certificates[k.id]) s.f()->C_DestroyObject(s.get(), old);
-    store_certificate(token, s, leaf.get(), k.label);
+    store_certificate(token, s, leaf.get(), k.id, k.label);
+    // The intermediates of the file go to the token too (once each), so an identity configured without a
+    // cert: file presents its whole chain: upstreams trust the IGC Santé root, not the ORGANISATIONS CA.
+    for (int i = 0; i < sk_X509_num(chain.intermediates.get()); ++i) {
+      X509* ca = sk_X509_value(chain.intermediates.get(), i);
+      if (certificate_values.count(der_of(ca))) continue;
+      store_ca_certificate(token, s, ca);
+      certificate_values.insert(der_of(ca));
+    }
     spdlog::info("keystore: {}: certificate installed for key '{}'", token.display(), k.label);
     return key_uri(token, k.label);
   }

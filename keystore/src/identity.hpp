@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "orgproxy/keystore/keystore.hpp"
 #include "provider.hpp"
@@ -24,6 +25,15 @@ struct CertificateChain {
 /// peer must anchor on its own trust, and sending the root only costs bytes. Certificates that are not on
 /// the leaf's path make the file an error (it is not one chain).
 CertificateChain read_certificate_chain(const std::string& file);
+
+/// The chain of a token-held key from the token's own certificate objects, for an identity without a
+/// certificate file (what `orgproxy keys install-cert` and `keys import` store). The leaf is a certificate
+/// whose CKA_ID is the key's and whose public key is the key's; of several (a re-issued certificate), the
+/// newest by notBefore among those valid at `now`, else the newest. Intermediates follow issuer links through
+/// the token's other certificates; self-signed ones (roots) are left out, as read_certificate_chain does.
+/// `error` says why when no leaf qualifies.
+CertificateChain certificate_chain_from_token(const std::vector<TokenCertObject>& certificates,
+                                              const TokenKeyObject& key, std::chrono::system_clock::time_point now);
 
 /// Certificate checks of DESIGN.md: subject OU == `spec.tenant_id` (exactly one OU, exact string compare),
 /// INSi purposes' CN (`INSI-AUTO` / `INSI-MANU`), clientAuth usage for TLS purposes, validity window at `now`.

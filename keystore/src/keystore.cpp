@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <openssl/crypto.h>
@@ -50,14 +51,16 @@ class KeystoreImpl final : public Keystore {
     } catch (const KeystoreError& e) {
       spdlog::error("keystore: token discovery failed: {}", e.what());
     }
-    std::map<Token*, std::vector<TokenKeyObject>> index;  // one search per token per load
+    std::map<Token*, TokenIndex> index;  // one search per token per load
+    const bool certificates_on_tokens =
+        std::any_of(specs.begin(), specs.end(), [](const IdentitySpec& s) { return s.cert_file.empty(); });
     std::vector<IdentityLoad> out;
     out.reserve(specs.size());
     const auto now = std::chrono::system_clock::now();
     for (const IdentitySpec& spec : specs) {
       IdentityLoad load;
       try {
-        load.identity = load_one(spec, now, index);
+        load.identity = load_one(spec, now, index, certificates_on_tokens);
       } catch (const KeystoreError& e) {
         load.error = "tenant " + spec.tenant_id + ", purpose " + spec.purpose + ": " + e.what();
       }
@@ -69,19 +72,35 @@ class KeystoreImpl final : public Keystore {
 
  private:
   /// Adds tokens that appeared since the last look (keyed by module, serial and label, so a re-initialised
-  /// token is a new token).
+  /// token is a new token), and forgets a token replaced by a new one of the same module and label (field
+  /// case C21 d: `softhsm2-util --delete-token` then `--init-token` under the same label gives a new serial):
+  /// URIs select by label, and the old token's objects are gone. Identities loaded from the old token keep
+  /// it alive until the reload that replaces them. A token merely absent (removed card) is kept: it may come
+  /// back, and its re-probe brings its identities back with it.
   void refresh_tokens_locked() {
+    std::map<std::string, std::set<std::string>> present;  // module + label -> keys of the tokens holding it now
     for (const auto& module : modules_) {
       for (CK_SLOT_ID slot : module->slots_with_token()) {
         CK_TOKEN_INFO info;
         if (module->f()->C_GetTokenInfo(slot, &info) != CKR_OK || !(info.flags & CKF_TOKEN_INITIALIZED)) continue;
+        const std::string label = trim_padded(info.label, sizeof info.label);
         std::string key = module->display_name() + "\n" + trim_padded(info.serialNumber, sizeof info.serialNumber) +
-                          "\n" + trim_padded(info.label, sizeof info.label);
+                          "\n" + label;
+        present[module->display_name() + "\n" + label].insert(key);
         if (tokens_.count(key) == 0)
           tokens_.emplace(key, std::make_shared<Token>(module, slot, info, options_.max_concurrent_signs, stats_,
                                                        ReprobePolicy{options_.reprobe_initial, options_.reprobe_max}));
       }
     }
+    std::erase_if(tokens_, [&](const auto& entry) {
+      const Token& token = *entry.second;
+      auto it = present.find(token.module().display_name() + "\n" + token.label());
+      if (it == present.end() || it->second.count(entry.first) != 0) return false;
+      spdlog::warn("keystore: {} was replaced by a new token of the same label (re-initialised); its keys are "
+                   "no longer looked for",
+                   token.display());
+      return true;
+    });
   }
 
   std::string pin_for(const KeyUri& uri) const {
@@ -92,12 +111,19 @@ class KeystoreImpl final : public Keystore {
 
   /// Throws KeystoreError with the reason; the caller prefixes tenant and purpose.
   IdentityPtr load_one(const IdentitySpec& spec, std::chrono::system_clock::time_point now,
-                       std::map<Token*, std::vector<TokenKeyObject>>& index) {
-    CertificateChain chain = read_certificate_chain(spec.cert_file);
-    if (!chain.leaf) throw KeystoreError(chain.error);
-    if (std::string why = check_certificate(chain.leaf.get(), spec, now); !why.empty())
-      throw KeystoreError(spec.cert_file + ": " + why);
-    if (spec.key.rfind("pkcs11:", 0) != 0) return load_with_key_file(spec, std::move(chain));
+                       std::map<Token*, TokenIndex>& index, bool with_certificates) {
+    const bool cert_on_token = spec.cert_file.empty();
+    CertificateChain chain;
+    if (!cert_on_token) {
+      chain = read_certificate_chain(spec.cert_file);
+      if (!chain.leaf) throw KeystoreError(chain.error);
+      if (std::string why = check_certificate(chain.leaf.get(), spec, now); !why.empty())
+        throw KeystoreError(spec.cert_file + ": " + why);
+    }
+    if (spec.key.rfind("pkcs11:", 0) != 0) {
+      if (cert_on_token) throw KeystoreError("a PEM key file needs a certificate file (cert:)");
+      return load_with_key_file(spec, std::move(chain));
+    }
 
     KeyUri uri = KeyUri::parse(spec.key, options_.allow_pin_value);
     struct Candidate {
@@ -111,8 +137,8 @@ class KeystoreImpl final : public Keystore {
       token_found = true;
       token->login(pin_for(uri));
       auto it = index.find(token.get());
-      if (it == index.end()) it = index.emplace(token.get(), token->index_private_keys()).first;
-      for (const TokenKeyObject& object : it->second)
+      if (it == index.end()) it = index.emplace(token.get(), token->index_objects(with_certificates)).first;
+      for (const TokenKeyObject& object : it->second.keys)
         if (uri.matches_object(object.id, object.label)) candidates.push_back({token, &object});
     }
     if (!token_found) throw KeystoreError("no token matches " + uri.display());
@@ -129,6 +155,12 @@ class KeystoreImpl final : public Keystore {
       throw KeystoreError(where + ": key is extractable or not sensitive (CKA_EXTRACTABLE=" +
                           (object.extractable ? "true" : "false") + ", CKA_SENSITIVE=" +
                           (object.sensitive ? "true" : "false") + "); refused unless allow_extractable is set");
+    if (cert_on_token) {
+      chain = certificate_chain_from_token(index[c.token.get()].certificates, object, now);
+      if (!chain.leaf) throw KeystoreError(where + ": " + chain.error);
+      if (std::string why = check_certificate(chain.leaf.get(), spec, now); !why.empty())
+        throw KeystoreError(where + ": its certificate on the token: " + why);
+    }
     std::string mismatch = compare_public_parts(object, chain.leaf.get());
     if (!mismatch.empty() && mismatch != "?") throw KeystoreError(where + ": " + mismatch);
 
@@ -152,7 +184,8 @@ class KeystoreImpl final : public Keystore {
       spdlog::warn("keystore: {}: the token lacks CKM_RSA_PKCS_PSS; tenant {} ({}) is limited to TLS 1.2 with "
                    "PKCS#1 v1.5 signatures",
                    where, spec.tenant_id, spec.purpose);
-    spdlog::info("keystore: identity tenant {} purpose {} loaded ({})", spec.tenant_id, spec.purpose, where);
+    spdlog::info("keystore: identity tenant {} purpose {} loaded ({}{})", spec.tenant_id, spec.purpose, where,
+                 cert_on_token ? ", certificate from the token" : "");
     return std::make_shared<LoadedIdentity>(libctx_, spec, std::move(chain), std::move(token_key), std::move(pkey),
                                             pss);
   }

@@ -100,7 +100,7 @@ CK_RV Token::login_locked(CK_SESSION_HANDLE session) {
   return rv;
 }
 
-std::vector<TokenKeyObject> Token::index_private_keys() {
+TokenIndex Token::index_objects(bool with_certificates) {
   CK_FUNCTION_LIST* f = module_->f();
   auto lease = pool_.borrow();
   const CK_SESSION_HANDLE s = lease.handle();
@@ -115,13 +115,20 @@ std::vector<TokenKeyObject> Token::index_private_keys() {
   f->C_FindObjectsFinal(s);
   check_ck(rv, display_, "C_FindObjects");
 
-  std::vector<TokenKeyObject> keys;
+  TokenIndex index;
+  std::vector<TokenKeyObject>& keys = index.keys;
   std::map<std::string, std::string> ec_points_by_id;  // public key objects
   for (CK_OBJECT_HANDLE object : objects) {
     AttributeMap a = read_attributes(f, s, object,
                                      {CKA_CLASS, CKA_ID, CKA_LABEL, CKA_KEY_TYPE, CKA_SENSITIVE, CKA_EXTRACTABLE,
                                       CKA_SIGN, CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS, CKA_EC_POINT});
     auto cls = attribute_ulong(a, CKA_CLASS);
+    if (cls == CKO_CERTIFICATE && with_certificates) {
+      AttributeMap c = read_attributes(f, s, object, {CKA_CERTIFICATE_TYPE, CKA_VALUE});
+      if (attribute_ulong(c, CKA_CERTIFICATE_TYPE).value_or(CKC_X_509) == CKC_X_509 && !c[CKA_VALUE].empty())
+        index.certificates.push_back({a[CKA_ID], a[CKA_LABEL], c[CKA_VALUE]});
+      continue;
+    }
     if (cls == CKO_PUBLIC_KEY) {
       if (a.count(CKA_EC_POINT) && a.count(CKA_ID)) ec_points_by_id[a[CKA_ID]] = a[CKA_EC_POINT];
       continue;
@@ -145,7 +152,7 @@ std::vector<TokenKeyObject> Token::index_private_keys() {
     if (k.ec_point.empty())
       if (auto it = ec_points_by_id.find(k.id); it != ec_points_by_id.end()) k.ec_point = it->second;
   spdlog::info("keystore: {}: {} objects, {} private keys indexed", display_, objects.size(), keys.size());
-  return keys;
+  return index;
 }
 
 Token::Fault Token::classify(CK_RV rv) {

@@ -33,6 +33,19 @@ struct TokenKeyObject {
   std::string ec_point;                  ///< EC: DER OCTET STRING of the point, from the public key object
 };
 
+/// A certificate object (CKO_CERTIFICATE, X.509) as found by the token-wide search.
+struct TokenCertObject {
+  std::string id;     ///< CKA_ID, raw bytes (the key's, for a certificate installed for a key)
+  std::string label;  ///< CKA_LABEL
+  std::string der;    ///< CKA_VALUE
+};
+
+/// What one token-wide search found: private keys, and (when asked) certificates with their values.
+struct TokenIndex {
+  std::vector<TokenKeyObject> keys;
+  std::vector<TokenCertObject> certificates;
+};
+
 /// A private key as signing sees it: the handle found at load, and what finds the key again (one search by
 /// class + CKA_ID (+ CKA_LABEL)) once a recovery has made handles suspect (privacyIDEA reused stale handles).
 struct KeyRef {
@@ -83,7 +96,10 @@ class Token {
 
   /// Every private key of the token with one C_FindObjectsInit/C_FindObjects over all objects, EC points
   /// taken from the public key objects of the same CKA_ID. Handles stay valid for the session's lifetime.
-  std::vector<TokenKeyObject> index_private_keys();
+  std::vector<TokenKeyObject> index_private_keys() { return index_objects(false).keys; }
+  /// The same single search, also returning the X.509 certificate objects (their CKA_VALUE is read only
+  /// when `with_certificates`: it costs one more C_GetAttributeValue per certificate).
+  TokenIndex index_objects(bool with_certificates);
 
   /// Whether C_GetMechanismList of the slot offers `mechanism` (read once).
   bool has_mechanism(CK_MECHANISM_TYPE mechanism) const { return mechanisms_.count(mechanism) != 0; }

@@ -3,6 +3,7 @@
 // ORGPROXY_P11SHIM_CONTROL. The file is re-read whenever it changes (write a temp file and rename it over:
 // every new version is a new set of rules, and its one-shot actions run once). One rule a line, '#' comments:
 //
+// <label> is %-encoded as in an RFC 7512 URI when it holds a space or '%' (token=Cabinet%20A).
 //   fail <C_Function> <CKR_NAME|0xHEX> <count> [token=<label>]   next <count> calls return that CKR_
 //   logout [token=<label>]        once: C_Logout on the real module (the process's login is gone)
 //   absent <seconds> [token=<label>]  token "removed" for that long: its sessions are closed in the real module,
@@ -16,9 +17,10 @@
 // C_GetAttributeValue, C_SignInit, C_Sign. Every other function goes straight to the real module.
 // ORGPROXY_P11SHIM_LOG, when set, names a file that gets one line per C_Login / C_OpenSession / C_SignInit /
 // C_FindObjectsInit / C_GetTokenInfo call: "<function> <token label> <rv as 0x...>" (never a PIN), so tests can
-// count login attempts.
+// count login attempts; C_SignInit lines end with " mechanism=0x<CKM_>" so tests see how the token signed.
 #include <dlfcn.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <vector>
@@ -187,7 +189,10 @@ CK_RV shim_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OB
     std::shared_lock shared(call_lock);
     rv = real->C_SignInit(session, mechanism, key);
   }
-  log_call("C_SignInit", t.label, rv);
+  char detail[40] = "";
+  if (mechanism != nullptr)
+    std::snprintf(detail, sizeof detail, "mechanism=0x%lx", static_cast<unsigned long>(mechanism->mechanism));
+  log_call("C_SignInit", t.label, rv, detail);
   return rv;
 }
 

@@ -1,4 +1,5 @@
 // The control file of the fault-injecting PKCS#11 module: rules, one-shot actions, the call log.
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -46,7 +47,7 @@ const std::map<std::string, CK_RV>& ckr_names() {
   return names;
 }
 
-void log_call(const char* function, const std::string& token, CK_RV rv) {
+void log_call(const char* function, const std::string& token, CK_RV rv, const std::string& detail) {
   std::lock_guard lock(log_mutex);
   const char* path = std::getenv("ORGPROXY_P11SHIM_LOG");
   if (path == nullptr || *path == '\0') return;
@@ -56,7 +57,8 @@ void log_call(const char* function, const std::string& token, CK_RV rv) {
     log_file = std::fopen(path, "a");
     if (log_file == nullptr) return;
   }
-  std::fprintf(log_file, "%s %s 0x%lx\n", function, token.c_str(), static_cast<unsigned long>(rv));
+  std::fprintf(log_file, "%s %s 0x%lx%s%s\n", function, token.c_str(), static_cast<unsigned long>(rv),
+               detail.empty() ? "" : " ", detail.c_str());
   std::fflush(log_file);
 }
 
@@ -89,10 +91,23 @@ std::vector<CK_SLOT_ID> slots_of_token_locked(const std::string& token) {
   return out;
 }
 
+// "token=<label>", the label %-encoded as in an RFC 7512 URI ("token=Cabinet%20A"), since rules split on spaces.
 std::string token_option(std::istringstream& in) {
   std::string word;
-  while (in >> word)
-    if (word.rfind("token=", 0) == 0) return word.substr(6);
+  while (in >> word) {
+    if (word.rfind("token=", 0) != 0) continue;
+    std::string label;
+    for (size_t i = 6; i < word.size(); ++i) {
+      if (word[i] == '%' && i + 2 < word.size() && std::isxdigit(static_cast<unsigned char>(word[i + 1])) &&
+          std::isxdigit(static_cast<unsigned char>(word[i + 2]))) {
+        label += static_cast<char>(std::stoi(word.substr(i + 1, 2), nullptr, 16));
+        i += 2;
+      } else {
+        label += word[i];
+      }
+    }
+    return label;
+  }
   return {};
 }
 

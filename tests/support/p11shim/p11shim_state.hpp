@@ -47,8 +47,9 @@ extern std::vector<AbsentRule> absent_rules;
 extern std::map<CK_SESSION_HANDLE, CK_SLOT_ID> session_slots;
 extern std::map<CK_SLOT_ID, std::string> slot_labels;
 
-/// Appends "<function> <token> <rv>" to $ORGPROXY_P11SHIM_LOG (never arguments, so never a PIN).
-void log_call(const char* function, const std::string& token, CK_RV rv);
+/// Appends "<function> <token> <rv>[ <detail>]" to $ORGPROXY_P11SHIM_LOG. Never arguments that could be
+/// secret (no PIN, no data): `detail` is only ever the mechanism of a C_SignInit ("mechanism=0x...").
+void log_call(const char* function, const std::string& token, CK_RV rv, const std::string& detail = {});
 /// With state_mutex held: the label of the token in `slot` (cached).
 std::string label_of_slot_locked(CK_SLOT_ID slot);
 /// With state_mutex held: re-reads the control file if it changed, running its one-shot actions.

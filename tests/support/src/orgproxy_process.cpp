@@ -42,10 +42,17 @@ std::string OrgproxyConfig::yaml() const {
   y << "]\n";
   if (!listener_header_timeout.empty()) y << "    header_timeout: " << q(listener_header_timeout) << "\n";
   if (!listener_idle_timeout.empty()) y << "    idle_timeout: " << q(listener_idle_timeout) << "\n";
+  for (const auto& l : l4_listeners) {
+    y << "  - name: " << q(l.name) << "\n    address: \"127.0.0.1\"\n    port: " << l.port << "\n    mode: " << l.mode
+      << "\n    tenant: " << q(l.tenant) << "\n    upstream: " << q(l.upstream) << "\n";
+    if (!l.idle_timeout.empty()) y << "    idle_timeout: " << q(l.idle_timeout) << "\n";
+    if (l.max_connections) y << "    max_connections: " << l.max_connections << "\n";
+  }
   y << "upstreams:\n";
   for (const auto& u : upstreams) {
     y << "  " << u.name << ":\n"
-      << "    url: " << q(u.url) << "\n    ca_file: " << q(u.ca_file) << "\n"
+      << "    " << (u.address.empty() ? "url: " + q(u.url) : "address: " + q(u.address)) << "\n    ca_file: "
+      << q(u.ca_file) << "\n"
       << "    environment: " << u.environment << "\n    purpose: " << u.purpose << "\n";
     auto opt = [&](const char* key, const std::string& v) {
       if (!v.empty()) y << "    " << key << ": " << q(v) << "\n";
@@ -73,7 +80,11 @@ std::string OrgproxyConfig::yaml() const {
     for (const auto& p : purposes) {
       y << "      " << p << ":\n";
       for (const auto& i : t.identities) {
-        if (i.purpose == p) y << "        - { cert: " << q(i.cert_file) << ", key: " << q(i.key) << " }\n";
+        if (i.purpose != p) continue;
+        if (i.cert_file.empty())  // the certificate stored on the key's token
+          y << "        - { key: " << q(i.key) << " }\n";
+        else
+          y << "        - { cert: " << q(i.cert_file) << ", key: " << q(i.key) << " }\n";
       }
     }
   }
@@ -85,6 +96,8 @@ OrgproxyProcess::OrgproxyProcess(const std::filesystem::path& dir, OrgproxyConfi
     : dir_(dir), config_(std::move(config)) {
   std::filesystem::create_directories(dir_);
   if (config_.port == 0) config_.port = free_loopback_port();
+  for (auto& l : config_.l4_listeners)
+    if (l.port == 0) l.port = free_loopback_port();
   write_file(config_file(), config_.yaml());
   process_ = std::make_unique<ChildProcess>(ProcessSpec{{start.binary, "run", "--config", config_file()},
                                                         start.env,

@@ -60,7 +60,7 @@ struct IpNetwork {
 
 /// One certificate (chain file: leaf first, then intermediates) + the reference of its private key.
 struct IdentityRef {
-  std::string cert_file;  ///< PEM file, leaf then intermediates
+  std::string cert_file;  ///< PEM file, leaf then intermediates; "" = the certificate stored on the key's token
   std::string key;        ///< RFC 7512 `pkcs11:` URI (a PEM key file only with allow_key_files)
   SourceMark mark;
   bool operator==(const IdentityRef&) const = default;
@@ -94,7 +94,10 @@ struct UpstreamProxy {
 /// A named national endpoint, reached over mutual TLS.
 struct Upstream {
   std::string name;
-  std::string url;   ///< as written, e.g. https://lps2.dmp.gouv.fr/si-dmp-server/v2/services
+  std::string url;   ///< as written, e.g. https://lps2.dmp.gouv.fr/si-dmp-server/v2/services ("" for L4)
+  /// L4 upstream (tunnel and STARTTLS listeners): `host:port` as written; "" for an HTTP upstream (`url`).
+  /// Exactly one of `url` and `address` is set.
+  std::string address;
   std::string host;  ///< from url; IPv6 literals without brackets
   std::uint16_t port = 443;
   std::string base_path;  ///< from url, without trailing '/' ("" for the root)
@@ -157,6 +160,14 @@ struct ListenerTls {
   bool operator==(const ListenerTls&) const = default;
 };
 
+/// What a listener speaks (SCHEMA.md `listeners.mode`): HTTP requests routed per request, or one L4
+/// service bound to one site and one upstream (MS Santé): a raw byte tunnel whose upstream side is TLS
+/// from the first byte, or SMTP / IMAP whose upstream side is upgraded with STARTTLS (RFC 3207, RFC 3501
+/// §6.2.1) before the client's bytes are relayed.
+enum class ListenerMode { http, tunnel, smtp_starttls, imap_starttls };
+/// Config spelling: "http", "tunnel", "smtp-starttls", "imap-starttls".
+std::string_view to_string(ListenerMode m);
+
 /// A downstream listening socket (RIS → orgproxy): where it binds, how it selects the tenant, its limits.
 struct Listener {
   std::string name;
@@ -178,6 +189,12 @@ struct Listener {
   bool vihf_check = true;
   /// At most this many body bytes are buffered to find the VIHF (the SOAP header); the body then streams.
   std::size_t vihf_max_bytes = 64 * 1024;
+  ListenerMode mode = ListenerMode::http;
+  /// L4 modes only: the upstream (one with `address`) every connection is relayed to, as the site
+  /// `fixed_tenant`'s identity of the upstream's purpose.
+  std::string upstream;
+  /// L4 modes only: connections open at once on this listener (all workers); over it new ones are closed.
+  std::size_t max_connections = 1024;
   SourceMark mark;
 
   /// The `source` rule for a peer address (4 or 16 bytes, network order; IPv4-mapped IPv6 matches IPv4

@@ -17,6 +17,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "orgproxy/config/config.hpp"
+#include "orgproxy/daemon/l4_session.hpp"
 #include "orgproxy/daemon/runtime.hpp"
 #include "orgproxy/daemon/selection.hpp"
 #include "orgproxy/daemon/upstream_connection.hpp"
@@ -30,6 +31,8 @@ namespace orgproxy::daemon {
 struct RuntimeSlot {
   std::atomic<std::shared_ptr<const Runtime>> current;
   std::atomic<std::uint64_t> generation{0};
+  /// Open connections of the L4 listeners (max_connections counts all workers together).
+  ListenerConnectionCounts l4_connections;
 
   void publish(std::shared_ptr<const Runtime> rt) {
     auto g = rt->generation();
@@ -46,6 +49,7 @@ struct ListenerSlot {
   config::Listener listener;
   TenantSelector selector;
   boost::asio::ip::tcp::acceptor acceptor;
+  std::shared_ptr<std::atomic<std::size_t>> l4_open;  ///< L4 listeners: open connections, all workers
 };
 
 /// 16 lower-case hex characters, unique per process run with overwhelming probability.

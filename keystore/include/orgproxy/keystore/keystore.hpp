@@ -73,7 +73,10 @@ struct KeystoreStats {
 struct IdentitySpec {
   std::string tenant_id;  ///< expected subject OU of the leaf certificate (exact string compare)
   std::string purpose;    ///< "dmp", "insi-auto", ... (for messages and the INSi CN rule)
-  std::string cert_file;  ///< PEM: leaf, then intermediates (any order; reordered leaf-first)
+  /// PEM: leaf, then intermediates (any order; reordered leaf-first). Empty: the certificate is read from the
+  /// key's token, the X.509 object with the key's CKA_ID (as `orgproxy keys install-cert` stores it), its
+  /// intermediates from the token's other certificate objects.
+  std::string cert_file;
   std::string key;        ///< RFC 7512 pkcs11: URI (or a PEM file when allowed)
   /// A downstream listener's server certificate, not an ORG identity: `tenant_id` is not compared, the
   /// INSi CN and clientAuth rules are replaced by serverAuth (X509_PURPOSE_SSL_SERVER); dates, key match

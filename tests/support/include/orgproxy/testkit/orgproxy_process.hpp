@@ -16,7 +16,7 @@ namespace orgproxy::testkit {
 /// One identity of a tenant: purpose ("dmp", "insi-auto", ...), certificate chain file, key reference.
 struct ConfigIdentity {
   std::string purpose;
-  std::string cert_file;
+  std::string cert_file;  ///< "" = not written: the daemon reads the certificate from the key's token
   std::string key;  ///< RFC 7512 pkcs11: URI
 };
 
@@ -39,6 +39,7 @@ struct ConfigUpstream {
   std::string sni;      ///< "" = not written
   /// Timeouts as the schema's duration strings ("2s", "500ms"); "" = the default.
   std::string connect_timeout, handshake_timeout, first_byte_timeout, idle_timeout;
+  std::string address;  ///< L4 upstream host:port; written instead of `url` when set (last: keeps brace-init order)
 };
 
 /// An upstream with the defaults of the schema for everything but name, URL, CA bundle and purpose.
@@ -57,6 +58,17 @@ struct ConfigRoute {
   std::string upstream;
 };
 
+/// An L4 listener (SCHEMA.md `mode`): one site, one upstream with an address.
+struct ConfigL4Listener {
+  std::string name;
+  std::string mode = "tunnel";  ///< "tunnel", "smtp-starttls", "imap-starttls"
+  std::string tenant;
+  std::string upstream;
+  std::uint16_t port = 0;        ///< 0: a free loopback port is chosen when the process starts
+  std::string idle_timeout;      ///< duration string; "" = the default
+  unsigned max_connections = 0;  ///< 0 = the default
+};
+
 /// The configuration a test runs the daemon with (a model of config/SCHEMA.md, reduced to what tests set).
 struct OrgproxyConfig {
   std::string listen_address = "127.0.0.1";
@@ -71,6 +83,7 @@ struct OrgproxyConfig {
   std::string log_level = "debug";
   std::vector<ConfigUpstream> upstreams;
   std::vector<ConfigRoute> routes;
+  std::vector<ConfigL4Listener> l4_listeners;  ///< written after the HTTP listener `ris`
   std::vector<ConfigTenant> tenants;
   std::string extra_yaml;  ///< appended verbatim (sections the model does not cover)
 
@@ -98,6 +111,8 @@ class OrgproxyProcess {
   OrgproxyProcess& operator=(const OrgproxyProcess&) = delete;
 
   std::uint16_t port() const { return config_.port; }
+  /// The daemon's process id (e.g. to count its open descriptors in /proc).
+  pid_t pid() const { return process_->pid(); }
   const OrgproxyConfig& config() const { return config_; }
   std::string config_file() const { return (dir_ / "orgproxy.yaml").string(); }
   /// Rewrites the configuration file (e.g. before a SIGHUP reload). Keeps the port.

@@ -1,0 +1,284 @@
+// Issue 8 point 6, field case C23: SMTP and IMAP listeners originate STARTTLS upstream with the site's
+// certificate. Real servers requiring client certificates (dovecot, aiosmtpd, started here with their own
+// configuration on loopback) and a real client (curl) send a message and read it back; a hostile server
+// shows that bytes it sends after its STARTTLS answer never reach the client; an upstream without STARTTLS
+// is refused, never used in plaintext. Each negative test has its positive control.
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+
+#include "l4_world.hpp"
+#include "orgproxy/testkit/child_process.hpp"
+#include "orgproxy/testkit/files.hpp"
+#include "orgproxy/testkit/net.hpp"
+#include "orgproxy/testkit/tls_script_server.hpp"
+
+namespace tk = orgproxy::testkit;
+namespace fs = std::filesystem;
+using namespace orgproxy::l4test;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kPython = "/usr/bin/python3";  // Debian's python3-aiosmtpd is for the system interpreter
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// dovecot on 127.0.0.1:port, IMAP only: STARTTLS required before any login, a client certificate
+// chaining to `client_ca` required to authenticate; one user `ris` / `secret`. Runs as the mail user
+// `nobody` when the tests run as root (dovecot refuses uid 0 for mail), else as the current user.
+class Dovecot {
+ public:
+  Dovecot(const fs::path& dir, const tk::IssuedFiles& server, const std::string& client_ca) : port_(tk::free_loopback_port()) {
+    fs::create_directories(dir / "home");
+    // Dovecot's unprivileged processes must reach the configuration's files.
+    for (fs::path p = dir; p.has_relative_path() && p != p.root_path(); p = p.parent_path()) {
+      if (p.string().rfind("/tmp", 0) != 0 || p == "/tmp") break;
+      fs::permissions(p, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                             fs::perms::others_read | fs::perms::others_exec);
+    }
+    const bool root = ::geteuid() == 0;
+    const std::string uid = root ? "65534" : std::to_string(::geteuid());
+    const std::string gid = root ? "65534" : std::to_string(::getegid());
+    if (root && ::chown((dir / "home").c_str(), 65534, 65534) != 0) throw std::runtime_error("chown home");
+    tk::write_file(dir / "passwd", "ris:{PLAIN}secret::::::\n", 0644);
+    const std::string d = dir.string();
+    std::string conf = "base_dir = " + d + "/run\nstate_dir = " + d + "/state\nlog_path = " + d + "/dovecot.log\n" +
+                       "protocols = imap\nlisten = 127.0.0.1\nssl = required\n" +
+                       "ssl_cert = <" + server.chain.string() + "\nssl_key = <" + server.key.string() + "\n" +
+                       "ssl_ca = <" + client_ca + "\nssl_verify_client_cert = yes\nauth_ssl_require_client_cert = yes\n" +
+                       "ssl_require_crl = no\ndisable_plaintext_auth = yes\nauth_mechanisms = plain\n" +
+                       "passdb {\n  driver = passwd-file\n  args = " + d + "/passwd\n}\n" +
+                       "userdb {\n  driver = static\n  args = uid=" + uid + " gid=" + gid + " home=" + d + "/home/%u\n}\n" +
+                       "mail_location = maildir:~/Maildir\nfirst_valid_uid = 1\nfirst_valid_gid = 1\n" +
+                       "service imap-login {\n  inet_listener imap {\n    address = 127.0.0.1\n    port = " +
+                       std::to_string(port_) + "\n  }\n  inet_listener imaps {\n    port = 0\n  }\n}\n";
+    if (!root) {  // unprivileged: every dovecot process runs as the current user
+      const passwd* me = ::getpwuid(::geteuid());
+      const std::string name = me ? me->pw_name : "nobody";
+      conf += "default_login_user = " + name + "\ndefault_internal_user = " + name + "\n";
+    }
+    tk::write_file(dir / "dovecot.conf", conf, 0644);
+    process_ = std::make_unique<tk::ChildProcess>(
+        tk::ProcessSpec{{"dovecot", "-F", "-c", (dir / "dovecot.conf").string()}, {}, (dir / "stdout.log").string(), d});
+    if (!tk::wait_for_port("127.0.0.1", port_, 20s, [this] { return process_->running(); }))
+      throw std::runtime_error("dovecot did not start: " + process_->log() + read_text(dir / "dovecot.log"));
+    log_ = dir / "dovecot.log";
+  }
+  std::uint16_t port() const { return port_; }
+  std::string log() const { return read_text(log_); }
+
+ private:
+  std::uint16_t port_;
+  fs::path log_;
+  std::unique_ptr<tk::ChildProcess> process_;
+};
+
+// aiosmtpd (tests/integration/data/aiosmtpd_mtls.py): STARTTLS required, client certificate required.
+class Aiosmtpd {
+ public:
+  Aiosmtpd(const fs::path& dir, const tk::IssuedFiles& server, const std::string& client_ca)
+      : port_(tk::free_loopback_port()), dir_(dir) {
+    fs::create_directories(dir / "spool");
+    process_ = std::make_unique<tk::ChildProcess>(tk::ProcessSpec{
+        {kPython, std::string(ORGPROXY_SOURCE_DIR) + "/tests/integration/data/aiosmtpd_mtls.py", server.chain.string(),
+         server.key.string(), client_ca, std::to_string(port_), (dir / "spool").string()},
+        {},
+        (dir / "aiosmtpd.log").string(),
+        dir.string()});
+    if (!tk::wait_for_port("127.0.0.1", port_, 30s, [this] { return process_->running(); }))
+      throw std::runtime_error("aiosmtpd did not start: " + process_->log());
+  }
+  std::uint16_t port() const { return port_; }
+  fs::path spool() const { return dir_ / "spool"; }
+  std::string log() const { return process_->log(); }
+
+ private:
+  std::uint16_t port_;
+  fs::path dir_;
+  std::unique_ptr<tk::ChildProcess> process_;
+};
+
+class Mail : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    world_ = std::make_unique<tk::SiteWorld>(tmp_.subdir("world"), tk::three_test_sites());
+    config_ = config_with_mssante(*world_);
+  }
+  std::string ca() const { return world_->pki().ca_bundle_pem().string(); }
+  tk::TlsScriptOptions script_options() const {
+    const auto& s = world_->upstream_server_cert();
+    return {s.chain.string(), s.key.string(), ca(), 0};
+  }
+  // One L4 listener of `mode` for site A to 127.0.0.1:upstream_port; returns its port.
+  std::uint16_t start(const std::string& mode, std::uint16_t upstream_port) {
+    config_.upstreams.push_back(l4_upstream("mss", upstream_port, ca()));
+    config_.l4_listeners.push_back({"mail", mode, kA, "mss", 0, "", 0});
+    daemon_ = std::make_unique<tk::OrgproxyProcess>(tmp_.subdir("daemon"), config_, world_->daemon_start());
+    return daemon_->config().l4_listeners.front().port;
+  }
+  tk::CommandResult curl(std::vector<std::string> args) {
+    args.insert(args.begin(), {"curl", "-sS", "--max-time", "60"});
+    return tk::run_command(args, {}, 90s);
+  }
+  std::string message(const std::string& subject) {
+    const auto file = tmp_.subdir("client") / (subject + ".eml");
+    tk::write_file(file, "From: ris@site-a.mssante.example\r\nTo: dr@hopital.mssante.example\r\nSubject: " + subject +
+                             "\r\n\r\nCompte rendu d'examen.\r\n");
+    return file.string();
+  }
+
+  tk::TempDir tmp_{"l4-mail"};
+  std::unique_ptr<tk::SiteWorld> world_;
+  tk::OrgproxyConfig config_;
+  std::unique_ptr<tk::OrgproxyProcess> daemon_;
+};
+
+}  // namespace
+
+TEST_F(Mail, imap_message_appended_and_read_back_through_starttls_with_the_sites_certificate) {
+  Dovecot dovecot(tmp_.subdir("dovecot"), world_->upstream_server_cert(), ca());
+  // Control: dovecot refuses a plaintext login itself (so the round trip below proves the TLS upstream).
+  auto direct = curl({"imap://127.0.0.1:" + std::to_string(dovecot.port()) + "/INBOX", "-u", "ris:secret", "-X", "NOOP"});
+  EXPECT_NE(direct.exit_code, 0) << "dovecot must refuse plaintext logins: " << direct.output;
+
+  const std::uint16_t port = start("imap-starttls", dovecot.port());
+  const std::string url = "imap://127.0.0.1:" + std::to_string(port) + "/INBOX";
+  auto put = curl({url, "-u", "ris:secret", "-T", message("CR-IRM-4711")});
+  ASSERT_EQ(put.exit_code, 0) << put.output << daemon_->log() << dovecot.log();
+  auto get = curl({url + ";UID=1", "-u", "ris:secret"});
+  ASSERT_EQ(get.exit_code, 0) << get.output << daemon_->log();
+  EXPECT_NE(get.output.find("Subject: CR-IRM-4711"), std::string::npos) << get.output;
+  EXPECT_NE(dovecot.log().find("TLS"), std::string::npos) << dovecot.log();
+  EXPECT_TRUE(daemon_->wait_for_log("\"method\":\"IMAP\"")) << daemon_->log();
+
+  // C23 as an IMAP client may try it: STARTTLS pipelined with a LOGIN. The link upstream is TLS already:
+  // the STARTTLS gets BAD, and the client was never offered it.
+  Client raw(port);
+  const std::string greeting = raw.read_line();
+  EXPECT_EQ(greeting.rfind("* OK [CAPABILITY IMAP4REV1", 0), 0u) << greeting;
+  EXPECT_EQ(greeting.find("STARTTLS"), std::string::npos) << greeting;
+  raw.send("a1 STARTTLS\r\na2 LOGOUT\r\n");
+  std::string answers;
+  for (std::string line; (line = raw.read_line()).size();) {
+    answers += line + "\n";
+    if (line.rfind("a2 ", 0) == 0) break;
+  }
+  EXPECT_NE(answers.find("a1 BAD"), std::string::npos) << answers;
+}
+
+TEST_F(Mail, smtp_submission_through_starttls_reaches_the_server_as_the_site) {
+  Aiosmtpd smtp(tmp_.subdir("aiosmtpd"), world_->upstream_server_cert(), ca());
+  // Control: aiosmtpd refuses mail commands before STARTTLS.
+  auto direct = curl({"smtp://127.0.0.1:" + std::to_string(smtp.port()), "--mail-from", "ris@a.example",
+                      "--mail-rcpt", "dr@b.example", "-T", message("direct")});
+  EXPECT_NE(direct.exit_code, 0) << direct.output;
+  EXPECT_FALSE(fs::exists(smtp.spool() / "msg-1.eml"));
+
+  const std::uint16_t port = start("smtp-starttls", smtp.port());
+  auto sent = curl({"smtp://127.0.0.1:" + std::to_string(port), "--mail-from", "ris@site-a.mssante.example",
+                    "--mail-rcpt", "dr@hopital.mssante.example", "-T", message("CR-SCANNER-815")});
+  ASSERT_EQ(sent.exit_code, 0) << sent.output << daemon_->log() << smtp.log();
+  const std::string stored = read_text(smtp.spool() / "msg-1.eml");
+  EXPECT_NE(stored.find("Subject: CR-SCANNER-815"), std::string::npos) << stored;
+  const std::string peer = read_text(smtp.spool() / "peer-1.txt");
+  EXPECT_NE(peer.find("OU=" + std::string(kA)), std::string::npos) << "the site's certificate: " << peer;
+  EXPECT_TRUE(daemon_->wait_for_log("\"method\":\"SMTP\"")) << daemon_->log();
+}
+
+namespace {
+struct HostileSeen {
+  std::vector<std::string> plain;  // lines received before TLS
+  std::vector<std::string> tls;    // lines received inside TLS
+  std::string subject;
+};
+}  // namespace
+
+TEST_F(Mail, upstream_bytes_after_its_starttls_answer_are_discarded_and_starttls_is_not_offered_to_the_client) {
+  std::promise<HostileSeen> seen;
+  tk::TlsScriptServer hostile(script_options(), [&](tk::TlsScriptConn& c) {
+    HostileSeen s;
+    c.send_plain("220 mx.hostile.example ESMTP\r\n");
+    s.plain.push_back(c.recv_plain_line());  // EHLO
+    c.send_plain("250-mx.hostile.example\r\n250-STARTTLS\r\n250 8BITMIME\r\n");
+    s.plain.push_back(c.recv_plain_line());  // STARTTLS
+    // The injection: a fake reply right behind the 220, in the same write, before the handshake.
+    c.send_plain("220 2.0.0 go ahead\r\n250-INJECTED.example\r\n250 INJECTED\r\n");
+    if (!c.start_tls()) return seen.set_value(s);
+    s.subject = c.peer_subject();
+    bool ok = true;
+    while (ok) {
+      std::string line = c.read_line(&ok);
+      if (!ok) break;
+      s.tls.push_back(line);
+      if (line.rfind("EHLO", 0) == 0)
+        c.write("250-mx.hostile.example\r\n250-STARTTLS\r\n250-PIPELINING\r\n250 STARTTLS\r\n");
+      else if (line == "QUIT")
+        c.write("221 bye\r\n"), ok = false;
+      else
+        c.write("250 ok\r\n");
+    }
+    seen.set_value(s);
+  });
+  const std::uint16_t port = start("smtp-starttls", hostile.port());
+
+  Client client(port);
+  EXPECT_EQ(client.read_line(), "220 mx.hostile.example ESMTP");
+  client.send("EHLO ris.local\r\n");
+  std::string reply;
+  for (std::string line; !(line = client.read_line()).empty();) {
+    reply += line + "\n";
+    if (line.size() >= 4 && line[3] == ' ') break;
+  }
+  EXPECT_EQ(reply.find("INJECTED"), std::string::npos) << reply;
+  EXPECT_EQ(reply.find("STARTTLS"), std::string::npos) << "hidden from the client: " << reply;
+  EXPECT_EQ(reply, "250-mx.hostile.example\n250 PIPELINING\n") << "the reply stays well formed";
+  client.send("QUIT\r\n");
+  EXPECT_EQ(client.read_line(), "221 bye");
+
+  auto f = seen.get_future();
+  ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+  const HostileSeen s = f.get();
+  ASSERT_EQ(s.plain.size(), 2u);
+  EXPECT_EQ(s.plain[0].rfind("EHLO [127.0.0.1]", 0), 0u) << s.plain[0];
+  EXPECT_EQ(s.plain[1], "STARTTLS");
+  // Inside TLS: orgproxy's own EHLO (capabilities asked again), then the client's lines only.
+  ASSERT_GE(s.tls.size(), 3u);
+  EXPECT_EQ(s.tls[0].rfind("EHLO [127.0.0.1]", 0), 0u);
+  EXPECT_EQ(s.tls[1], "EHLO ris.local");
+  EXPECT_EQ(s.tls[2], "QUIT");
+  EXPECT_EQ(s.subject, world_->site(kA).identity("dmp").subject_dn);
+  EXPECT_TRUE(daemon_->wait_for_log("were discarded")) << daemon_->log();
+}
+
+TEST_F(Mail, upstream_without_starttls_is_refused_and_nothing_of_the_client_is_sent_in_plaintext) {
+  std::promise<std::vector<std::string>> seen;
+  tk::TlsScriptServer plain_only(script_options(), [&](tk::TlsScriptConn& c) {
+    std::vector<std::string> lines;
+    c.send_plain("220 mx.plain.example ESMTP\r\n");
+    for (std::string line; !(line = c.recv_plain_line()).empty();) {
+      lines.push_back(line);
+      c.send_plain(line.rfind("EHLO", 0) == 0 ? "250-mx.plain.example\r\n250 8BITMIME\r\n" : "250 ok\r\n");
+    }
+    seen.set_value(lines);
+  });
+  const std::uint16_t port = start("smtp-starttls", plain_only.port());
+
+  Client client(port);
+  const std::string first = client.read_line();
+  EXPECT_EQ(first.rfind("421 ", 0), 0u) << first;
+  client.send("EHLO ris.local\r\nMAIL FROM:<ris@a.example>\r\n");
+  auto f = seen.get_future();
+  ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+  const auto lines = f.get();
+  ASSERT_EQ(lines.size(), 1u) << "only orgproxy's EHLO, then the connection closed";
+  EXPECT_EQ(lines[0].rfind("EHLO [127.0.0.1]", 0), 0u);
+  EXPECT_TRUE(daemon_->wait_for_log("does not offer STARTTLS")) << daemon_->log();
+}
