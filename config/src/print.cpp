@@ -100,6 +100,7 @@ class Printer {
     kv(1, "require_all_identities", b(s.require_all_identities));
     kv(1, "log_level", q(s.log_level));
     kv(1, "shutdown_grace", format_duration(s.shutdown_grace));
+    kv(1, "max_idle_connections", std::to_string(s.max_idle_connections));
   }
 
   void pkcs11(const Pkcs11Settings& p) {

@@ -39,8 +39,8 @@ MapView sub_map(const MapView& parent, std::string_view key, std::string what,
 }
 
 void parse_settings(const MapView& top, ParseState& state) {
-  static constexpr std::array<std::string_view, 4> kKeys{"workers", "require_all_identities", "log_level",
-                                                         "shutdown_grace"};
+  static constexpr std::array<std::string_view, 5> kKeys{"workers", "require_all_identities", "log_level",
+                                                         "shutdown_grace", "max_idle_connections"};
   static constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kLevels{{{"trace", "trace"},
                                                                                          {"debug", "debug"},
                                                                                          {"info", "info"},
@@ -55,6 +55,7 @@ void parse_settings(const MapView& top, ParseState& state) {
   if (auto v = m.boolean("require_all_identities")) s.require_all_identities = *v;
   if (auto v = m.choice<std::string_view>("log_level", kLevels)) s.log_level = std::string(*v);
   if (auto v = m.duration("shutdown_grace", 0ms, 10min)) s.shutdown_grace = *v;
+  if (auto v = m.integer("max_idle_connections", 0, 1000000)) s.max_idle_connections = static_cast<std::size_t>(*v);
 }
 
 void parse_pkcs11(const MapView& top, ParseState& state) {

@@ -1,5 +1,6 @@
 #include "orgproxy/daemon/tls_context_cache.hpp"
 
+#include <openssl/ssl.h>
 #include <openssl/tls1.h>
 
 namespace orgproxy::daemon {
@@ -37,6 +38,9 @@ SslContextPtr TlsContextCache::get(const keystore::Identity& identity, const con
   SslContextPtr ctx;
   try {
     keystore::SslCtxPtr raw = keystore::make_client_context(*keystore_, identity, options);
+    // An idle pooled connection then holds no OpenSSL record buffers (about 34 KB less each); with one
+    // idle connection per touched site, that is most of what 10,000 sites cost beyond Asio's own buffers.
+    SSL_CTX_set_mode(raw.get(), SSL_MODE_RELEASE_BUFFERS);
     // asio's context takes ownership of the native handle (it frees it in its destructor).
     ctx = std::make_shared<boost::asio::ssl::context>(raw.release());
   } catch (const std::exception& e) {

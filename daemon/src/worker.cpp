@@ -102,8 +102,10 @@ UpstreamPool& Worker::pool_for(const std::shared_ptr<const Runtime>& rt) {
       // A reload: identities or CA bundles may have changed; nothing made under the old snapshot is reused.
       pool_.clear();
       pool_runtime_ = rt;
+      pool_.set_max_idle_total(rt->config().settings.max_idle_connections);
     } else if (!pool_runtime_) {
       pool_runtime_ = rt;
+      pool_.set_max_idle_total(rt->config().settings.max_idle_connections);
     }
   }
   return pool_;

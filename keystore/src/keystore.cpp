@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "identity.hpp"
+#include "key_index.hpp"
 #include "orgproxy/keystore/keystore.hpp"
 #include "pin_file.hpp"
 #include "provider.hpp"
@@ -52,6 +53,7 @@ class KeystoreImpl final : public Keystore {
       spdlog::error("keystore: token discovery failed: {}", e.what());
     }
     std::map<Token*, TokenIndex> index;  // one search per token per load
+    std::map<Token*, KeyObjectIndex> key_lookup;  // its keys by label and id (views into `index`)
     const bool certificates_on_tokens =
         std::any_of(specs.begin(), specs.end(), [](const IdentitySpec& s) { return s.cert_file.empty(); });
     std::vector<IdentityLoad> out;
@@ -60,7 +62,7 @@ class KeystoreImpl final : public Keystore {
     for (const IdentitySpec& spec : specs) {
       IdentityLoad load;
       try {
-        load.identity = load_one(spec, now, index, certificates_on_tokens);
+        load.identity = load_one(spec, now, index, key_lookup, certificates_on_tokens);
       } catch (const KeystoreError& e) {
         load.error = "tenant " + spec.tenant_id + ", purpose " + spec.purpose + ": " + e.what();
       }
@@ -111,7 +113,8 @@ class KeystoreImpl final : public Keystore {
 
   /// Throws KeystoreError with the reason; the caller prefixes tenant and purpose.
   IdentityPtr load_one(const IdentitySpec& spec, std::chrono::system_clock::time_point now,
-                       std::map<Token*, TokenIndex>& index, bool with_certificates) {
+                       std::map<Token*, TokenIndex>& index, std::map<Token*, KeyObjectIndex>& key_lookup,
+                       bool with_certificates) {
     const bool cert_on_token = spec.cert_file.empty();
     CertificateChain chain;
     if (!cert_on_token) {
@@ -138,8 +141,9 @@ class KeystoreImpl final : public Keystore {
       token->login(pin_for(uri));
       auto it = index.find(token.get());
       if (it == index.end()) it = index.emplace(token.get(), token->index_objects(with_certificates)).first;
-      for (const TokenKeyObject& object : it->second.keys)
-        if (uri.matches_object(object.id, object.label)) candidates.push_back({token, &object});
+      auto lookup = key_lookup.find(token.get());
+      if (lookup == key_lookup.end()) lookup = key_lookup.emplace(token.get(), KeyObjectIndex(it->second.keys)).first;
+      for (const TokenKeyObject* object : lookup->second.matching(uri)) candidates.push_back({token, object});
     }
     if (!token_found) throw KeystoreError("no token matches " + uri.display());
     if (candidates.empty()) throw KeystoreError("no private key matches " + uri.display());

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "orgproxy/keystore/keystore.hpp"
+#include "orgproxy/keystore/trust_store.hpp"
 
 namespace orgproxy::keystore {
 namespace {
@@ -23,22 +24,6 @@ std::string openssl_error() {
 
 std::string who(const Identity& identity) {
   return "tenant " + identity.tenant_id() + ", purpose " + identity.purpose();
-}
-
-void load_crls(X509_STORE* store, const std::vector<std::string>& files, const std::string& context) {
-  for (const std::string& file : files) {
-    BioPtr bio(BIO_new_file(file.c_str(), "r"));
-    if (!bio) throw KeystoreError(context + ": cannot read CRL file " + file);
-    int count = 0;
-    while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
-      X509_STORE_add_crl(store, crl);
-      X509_CRL_free(crl);
-      ++count;
-    }
-    ERR_clear_error();
-    if (count == 0) throw KeystoreError(context + ": no CRL in " + file);
-  }
-  if (!files.empty()) X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
 }
 
 }  // namespace
@@ -64,11 +49,13 @@ SslCtxPtr make_client_context(const Keystore& keystore, const Identity& identity
       SSL_CTX_set_max_proto_version(ctx.get(), max_version) != 1)
     throw KeystoreError(context + ": bad TLS version bounds");
 
-  // Trust: the upstream's CA bundle only, never the default paths.
+  // Trust: the upstream's CA bundle only, never the default paths. One parsed store per file set is shared
+  // by every context (10,000 sites would otherwise hold 10,000 copies of the same bundle).
   if (options.ca_file.empty()) throw KeystoreError(context + ": no CA file for the upstream");
-  if (SSL_CTX_load_verify_file(ctx.get(), options.ca_file.c_str()) != 1)
-    throw KeystoreError(context + ": cannot load CA file " + options.ca_file + ": " + openssl_error());
-  load_crls(SSL_CTX_get_cert_store(ctx.get()), options.crl_files, context);
+  std::string store_error;
+  X509StorePtr store = TrustStoreCache::shared().get(keystore.libctx(), options.ca_file, options.crl_files, store_error);
+  if (!store) throw KeystoreError(context + ": " + store_error);
+  SSL_CTX_set1_cert_store(ctx.get(), store.get());
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
 
   if (SSL_CTX_use_certificate(ctx.get(), identity.certificate()) != 1)
@@ -88,11 +75,13 @@ SslCtxPtr make_client_context(const Keystore& keystore, const Identity& identity
 }
 
 std::string verify_identity_chain(const Identity& identity, const std::string& ca_file) {
-  X509StorePtr store(X509_STORE_new());
-  if (!store || X509_STORE_load_file(store.get(), ca_file.c_str()) != 1) {
-    ERR_clear_error();
-    return who(identity) + ": cannot load CA file " + ca_file;
-  }
+  return verify_identity_chain(identity, ca_file, TrustStoreCache::shared());
+}
+
+std::string verify_identity_chain(const Identity& identity, const std::string& ca_file, TrustStoreCache& cache) {
+  std::string store_error;
+  X509StorePtr store = cache.get(nullptr, ca_file, {}, store_error);
+  if (!store) return who(identity) + ": " + store_error;
   X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), identity.certificate(), identity.intermediates()) != 1)
     return who(identity) + ": cannot set up chain verification";

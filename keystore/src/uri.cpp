@@ -77,6 +77,10 @@ KeyUri KeyUri::parse(const std::string& text, bool allow_pin_value) {
   }
   if (const char* name = p11_kit_uri_get_module_name(out.uri_.get())) out.module_name_ = name;
   if (const char* path = p11_kit_uri_get_module_path(out.uri_.get())) out.module_path_ = path;
+  if (CK_ATTRIBUTE* id = p11_kit_uri_get_attribute(out.uri_.get(), CKA_ID))
+    out.id_ = std::string(static_cast<const char*>(id->pValue), id->ulValueLen);
+  if (CK_ATTRIBUTE* label = p11_kit_uri_get_attribute(out.uri_.get(), CKA_LABEL))
+    out.label_ = std::string(static_cast<const char*>(label->pValue), label->ulValueLen);
   return out;
 }
 

@@ -32,6 +32,11 @@ class KeyUri {
   /// Whether a private key with this CKA_ID / CKA_LABEL matches the URI's object attributes.
   bool matches_object(const std::string& id, const std::string& label) const;
 
+  /// The URI's `id` (raw CKA_ID bytes, %-decoded) and `object` (CKA_LABEL), when given: what an index of
+  /// the token's keys is searched by before matches_object() decides.
+  const std::optional<std::string>& id() const { return id_; }
+  const std::optional<std::string>& label() const { return label_; }
+
   const std::optional<std::string>& pin_value() const { return pin_value_; }
   /// `?pin-source=` (a file path, optionally as `file:` URI); empty when absent.
   const std::string& pin_source() const { return pin_source_; }
@@ -43,6 +48,7 @@ class KeyUri {
   std::shared_ptr<P11KitUri> uri_;
   std::string display_;
   std::optional<std::string> pin_value_;
+  std::optional<std::string> id_, label_;
   std::string pin_source_;
   std::string module_name_, module_path_;
 };

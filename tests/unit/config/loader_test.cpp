@@ -120,11 +120,12 @@ listeners:
 
 TEST(Loader, config_error_message_lists_every_diagnostic) {
   try {
-    load_config_text("settings:\n  workers: -1\n  shutdown_grace: 5\n", "main.yaml");
+    load_config_text("settings:\n  workers: -1\n  shutdown_grace: 5\n  max_idle_connections: 2000000\n", "main.yaml");
     FAIL() << "expected ConfigError";
   } catch (const ConfigError& e) {
     const std::string what = e.what();
-    EXPECT_THAT(what, HasSubstr("configuration has 3 errors"));
+    EXPECT_THAT(what, HasSubstr("configuration has 4 errors"));
+    EXPECT_THAT(what, HasSubstr("settings: max_idle_connections"));
     EXPECT_THAT(what, HasSubstr("main.yaml:2:12: error: settings: workers: '-1' is negative"));
     EXPECT_THAT(what, HasSubstr("main.yaml:3:19: error: settings: shutdown_grace: '5' has no unit"));
     EXPECT_THAT(what, HasSubstr("main.yaml: error: no listener is configured"));
@@ -210,7 +211,7 @@ TEST(Loader, directory_instead_of_file_is_a_diagnostic) {
 
 TEST(Loader, durations_and_sizes_read_their_units) {
   auto r = load_ok(yaml(R"(
-settings: { shutdown_grace: 2m }
+settings: { shutdown_grace: 2m, max_idle_connections: 512 }
 listeners:
   - { name: ris, address: 127.0.0.1, port: 8080, header_timeout: 500ms, idle_timeout: 1h,
       max_header_bytes: 64KiB, max_header_count: 50 }
@@ -225,6 +226,7 @@ routes:
   ASSERT_TRUE(r.config);
   const Config& c = *r.config;
   EXPECT_EQ(c.settings.shutdown_grace, std::chrono::minutes(2));
+  EXPECT_EQ(c.settings.max_idle_connections, 512u);
   EXPECT_EQ(c.listeners[0].header_timeout, std::chrono::milliseconds(500));
   EXPECT_EQ(c.listeners[0].idle_timeout, std::chrono::hours(1));
   EXPECT_EQ(c.listeners[0].max_header_bytes, 64u * 1024);

@@ -212,7 +212,8 @@ TEST(PrintEffective, defaults_are_written_out) {
   auto r = load_ok(kBase);
   const std::string printed = print_effective(*r.config);
   for (const char* expected :
-       {"workers: 0", "require_all_identities: false", "shutdown_grace: 10s", "selectors:\n      - header",
+       {"workers: 0", "require_all_identities: false", "shutdown_grace: 10s", "max_idle_connections: 4096",
+        "selectors:\n      - header",
         "tenant_header: \"X-Orgproxy-Tenant\"", "header_timeout: 10s", "max_header_bytes: 16KiB", "connect_timeout: 5s",
         "first_byte_timeout: 1m", "max_idle_per_key: 32", "tls_min: \"1.2\"", "sni: \"lps2.dmp.gouv.fr\"",
         "max_body: 256MiB", "access_log: \"stdout\"", "vihf_check: true"})

@@ -85,6 +85,54 @@ TEST(KeyedPool, sweep_and_clear_drop_idle_connections) {
   EXPECT_EQ(pool.acquire(key_b, now), nullptr);
 }
 
+TEST(KeyedPool, global_cap_drops_the_least_recently_released_connection_of_any_key) {
+  Pool pool;
+  pool.set_max_idle_total(2);
+  auto now = Pool::Clock::now();
+  const PoolKey key_c{"381000000000010", &identity_a2, &upstream_insi};
+  ASSERT_TRUE(pool.release(key_a, std::make_unique<FakeConn>(FakeConn{1}), now + 60s, 8));
+  ASSERT_TRUE(pool.release(key_b, std::make_unique<FakeConn>(FakeConn{2}), now + 60s, 8));
+  EXPECT_EQ(pool.idle_total(), 2u) << "positive control: up to the cap, everything is kept";
+  // A's connection is used again and released after B's: B's is now the least recently released.
+  auto again = pool.acquire(key_a, now);
+  ASSERT_EQ(again->serial, 1);
+  ASSERT_TRUE(pool.release(key_a, std::move(again), now + 60s, 8));
+  ASSERT_TRUE(pool.release(key_c, std::make_unique<FakeConn>(FakeConn{3}), now + 60s, 8));
+  EXPECT_EQ(pool.idle_total(), 2u);
+  EXPECT_EQ(pool.idle_count(key_b), 0u) << "B's connection was the least recently released";
+  // What is left is still only handed to its own key.
+  EXPECT_EQ(pool.acquire(key_b, now), nullptr);
+  EXPECT_EQ(pool.acquire(key_c, now)->serial, 3);
+  EXPECT_EQ(pool.acquire(key_a, now)->serial, 1);
+  EXPECT_EQ(pool.idle_total(), 0u);
+}
+
+TEST(KeyedPool, global_cap_holds_over_many_keys_and_zero_keeps_none) {
+  Pool pool;
+  pool.set_max_idle_total(100);
+  auto now = Pool::Clock::now();
+  std::vector<std::string> tenants;
+  for (int i = 0; i < 5000; ++i) tenants.push_back("site-" + std::to_string(i));
+  for (int round = 0; round < 3; ++round)
+    for (int i = 0; i < 5000; ++i)
+      pool.release(PoolKey{tenants[i], &identity_a, &upstream_dmp}, std::make_unique<FakeConn>(FakeConn{i}),
+                   now + 60s, 8);
+  EXPECT_EQ(pool.idle_total(), 100u);
+  // The survivors are the 100 most recent releases: the last 100 sites of the last round.
+  EXPECT_EQ(pool.idle_count(PoolKey{tenants[4899], &identity_a, &upstream_dmp}), 0u);
+  auto last = pool.acquire(PoolKey{tenants[4999], &identity_a, &upstream_dmp}, now);
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(last->serial, 4999);
+  EXPECT_EQ(pool.acquire(PoolKey{tenants[4900], &identity_a, &upstream_dmp}, now)->serial, 4900);
+  pool.set_max_idle_total(10);  // lowering the cap drops the oldest at once
+  EXPECT_EQ(pool.idle_total(), 10u);
+  EXPECT_NE(pool.acquire(PoolKey{tenants[4998], &identity_a, &upstream_dmp}, now), nullptr);
+  pool.set_max_idle_total(0);
+  EXPECT_EQ(pool.idle_total(), 0u);
+  EXPECT_FALSE(pool.release(key_a, std::make_unique<FakeConn>(FakeConn{1}), now + 60s, 8));
+  EXPECT_EQ(pool.acquire(key_a, now), nullptr);
+}
+
 TEST(KeyedPool, tls_session_is_offered_only_to_its_own_key) {
   Pool pool;
   SSL_SESSION* s = SSL_SESSION_new();

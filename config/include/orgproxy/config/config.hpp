@@ -229,6 +229,9 @@ struct Settings {
   bool require_all_identities = false;
   std::string log_level = "info";
   std::chrono::milliseconds shutdown_grace{10000};
+  /// Idle pooled upstream connections of all (tenant, identity, upstream) keys together, per worker; past it
+  /// the least recently used idle connection is closed. 0 = no idle connection is kept.
+  std::size_t max_idle_connections = 4096;
   bool operator==(const Settings&) const = default;
 };
 

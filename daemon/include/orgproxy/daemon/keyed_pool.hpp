@@ -5,8 +5,12 @@
 // Not thread-safe by design: one pool per worker thread, so the hot path takes no lock.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <limits>
 #include <functional>
 #include <memory>
 #include <string_view>
@@ -37,11 +41,23 @@ struct PoolKeyHash {
   }
 };
 
-/// Idle connections of type `Conn` plus one resumable TLS session per key.
+/// Idle connections of type `Conn` plus one resumable TLS session per key. Besides the per-key limit given
+/// to release(), the idle connections of all keys together are capped (set_max_idle_total): past the cap,
+/// the least recently released idle connection, whatever its key, is dropped. Each idle TLS connection
+/// holds about 80 KB (Asio's and the BIO pair's record buffers), so without a global cap a group of 10,000
+/// sites each touched once would hold 10,000 of them for the idle timeout.
 template <class Conn>
 class KeyedIdlePool {
  public:
   using Clock = std::chrono::steady_clock;
+
+  /// Caps the idle connections of all keys together (0 = keep none); lowering it drops the oldest now.
+  void set_max_idle_total(std::size_t max_idle_total) {
+    max_idle_total_ = max_idle_total;
+    while (idle_total_ > max_idle_total_ && drop_oldest()) {
+    }
+  }
+  std::size_t max_idle_total() const { return max_idle_total_; }
 
   /// The most recently released idle connection of `key` not expired at `now`, or nullptr. Expired
   /// connections met on the way are dropped. The caller still checks liveness (the peer may have closed).
@@ -59,12 +75,21 @@ class KeyedIdlePool {
   }
 
   /// Keeps `conn` idle under `key` until `expires`. Returns false (and drops it) when the key already
-  /// holds `max_idle` idle connections.
+  /// holds `max_idle` idle connections or the global cap is 0; when the global cap is reached, the
+  /// least recently released idle connection of any key is dropped to make room.
   bool release(const PoolKey& key, std::unique_ptr<Conn> conn, Clock::time_point expires, std::size_t max_idle) {
+    if (max_idle_total_ == 0) return false;
     auto& bucket = buckets_[key];
     if (bucket.idle.size() >= max_idle) return false;
-    bucket.idle.push_back(Entry{std::move(conn), expires});
+    const std::uint64_t seq = next_seq_++;
+    bucket.idle.push_back(Entry{std::move(conn), expires, seq});
+    order_.emplace_back(seq, key);
     ++idle_total_;
+    while (idle_total_ > max_idle_total_ && drop_oldest()) {
+    }
+    // order_ keeps entries taken back by acquire() or swept until they reach its front: rebuild it when
+    // they outnumber the live ones, so it stays proportional to the idle connections.
+    if (order_.size() > 2 * idle_total_ + 1024) rebuild_order();
     return true;
   }
 
@@ -101,6 +126,7 @@ class KeyedIdlePool {
   /// identity or CA bundle is reused).
   void clear() {
     buckets_.clear();
+    order_.clear();
     idle_total_ = 0;
   }
 
@@ -114,13 +140,42 @@ class KeyedIdlePool {
   struct Entry {
     std::unique_ptr<Conn> conn;
     Clock::time_point expires;
+    std::uint64_t seq;  ///< release order, over all keys
   };
   struct Bucket {
-    std::vector<Entry> idle;
+    std::vector<Entry> idle;  ///< oldest first (release appends, acquire takes the back)
     keystore::SslSessionPtr session;
   };
+
+  // The front of order_ names the oldest release still idle, or one no longer idle (skipped): within a
+  // bucket, entries are in release order, so a live oldest one is its bucket's front. False when nothing
+  // was left to drop (cannot happen while order_ lists every idle entry; the callers' loops rely on it).
+  bool drop_oldest() {
+    while (!order_.empty()) {
+      auto [seq, key] = order_.front();
+      order_.pop_front();
+      auto it = buckets_.find(key);
+      if (it == buckets_.end() || it->second.idle.empty() || it->second.idle.front().seq != seq) continue;
+      it->second.idle.erase(it->second.idle.begin());
+      --idle_total_;
+      if (it->second.idle.empty() && !it->second.session) buckets_.erase(it);
+      return true;
+    }
+    return false;
+  }
+
+  void rebuild_order() {
+    order_.clear();
+    for (const auto& [key, bucket] : buckets_)
+      for (const Entry& e : bucket.idle) order_.emplace_back(e.seq, key);
+    std::sort(order_.begin(), order_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  }
+
   std::unordered_map<PoolKey, Bucket, PoolKeyHash> buckets_;
+  std::deque<std::pair<std::uint64_t, PoolKey>> order_;
   std::size_t idle_total_ = 0;
+  std::size_t max_idle_total_ = std::numeric_limits<std::size_t>::max();
+  std::uint64_t next_seq_ = 0;
 };
 
 }  // namespace orgproxy::daemon
