@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "downstream_stream.hpp"
+#include "orgproxy/keystore/keystore.hpp"
 #include "orgproxy/keystore/ossl_ptr.hpp"
 
 namespace orgproxy::daemon {
@@ -63,26 +64,22 @@ std::string utf8_of(const ASN1_STRING* s) {
 
 }  // namespace
 
-std::shared_ptr<ssl::context> make_listener_tls_context(const config::ListenerTls& tls,
-                                                        std::string_view listener_name) {
-  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
-  SSL_CTX* c = ctx->native_handle();
-  auto fail = [&](const std::string& what) {
-    throw ListenerTlsError("listener " + std::string(listener_name) + ": " + what + ": " + last_openssl_error());
-  };
+namespace {
+
+[[noreturn]] void fail(std::string_view listener_name, const std::string& what) {
+  throw ListenerTlsError("listener " + std::string(listener_name) + ": " + what + ": " + last_openssl_error());
+}
+
+// Everything but the server certificate and key.
+void configure_server_context(SSL_CTX* c, const config::ListenerTls& tls, std::string_view listener_name) {
   SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-  SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION);
+  if (SSL_CTX_get_max_proto_version(c) == 0 || SSL_CTX_get_max_proto_version(c) > TLS1_3_VERSION)
+    SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION);
   SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                              SSL_OP_SINGLE_ECDH_USE);
   SSL_CTX_set_security_level(c, 2);
-  if (SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1) fail("cipher list");
+  if (SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1) fail(listener_name, "cipher list");
   SSL_CTX_set_alpn_select_cb(c, select_alpn, nullptr);
-
-  if (SSL_CTX_use_certificate_chain_file(c, tls.cert_file.c_str()) != 1)
-    fail("cannot use certificate chain " + tls.cert_file);
-  if (SSL_CTX_use_PrivateKey_file(c, tls.key.c_str(), SSL_FILETYPE_PEM) != 1)
-    fail("cannot use private key file " + tls.key);
-  if (SSL_CTX_check_private_key(c) != 1) fail("key " + tls.key + " does not match certificate " + tls.cert_file);
 
   // Resumed sessions keep their verified peer certificate; the context id keeps them to this listener.
   std::string sid = "orgproxy/" + std::string(listener_name);
@@ -92,12 +89,12 @@ std::shared_ptr<ssl::context> make_listener_tls_context(const config::ListenerTl
 
   if (!tls.client_ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(c, tls.client_ca_file.c_str(), nullptr) != 1)
-      fail("cannot read client_ca " + tls.client_ca_file);
+      fail(listener_name, "cannot read client_ca " + tls.client_ca_file);
     // The CertificateRequest names these CAs, so a client holding several certificates picks ours.
     if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.client_ca_file.c_str()))
       SSL_CTX_set_client_CA_list(c, names);
     else
-      fail("no CA certificate in client_ca " + tls.client_ca_file);
+      fail(listener_name, "no CA certificate in client_ca " + tls.client_ca_file);
     SSL_CTX_set_purpose(c, X509_PURPOSE_SSL_CLIENT);
     SSL_CTX_set_verify_depth(c, 4);
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER | (tls.require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
@@ -105,7 +102,50 @@ std::shared_ptr<ssl::context> make_listener_tls_context(const config::ListenerTl
   } else {
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
   }
+}
+
+}  // namespace
+
+std::shared_ptr<ssl::context> make_listener_tls_context(const config::ListenerTls& tls,
+                                                        std::string_view listener_name) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* c = ctx->native_handle();
+  configure_server_context(c, tls, listener_name);
+  if (SSL_CTX_use_certificate_chain_file(c, tls.cert_file.c_str()) != 1)
+    fail(listener_name, "cannot use certificate chain " + tls.cert_file);
+  if (SSL_CTX_use_PrivateKey_file(c, tls.key.c_str(), SSL_FILETYPE_PEM) != 1)
+    fail(listener_name, "cannot use private key file " + tls.key);
+  if (SSL_CTX_check_private_key(c) != 1)
+    fail(listener_name, "key " + tls.key + " does not match certificate " + tls.cert_file);
   return ctx;
+}
+
+std::shared_ptr<ssl::context> make_listener_tls_context(const config::ListenerTls& tls,
+                                                        std::string_view listener_name,
+                                                        const keystore::Keystore& keystore,
+                                                        keystore::IdentityPtr identity) {
+  // In the keystore's library context, where the token-backed key lives (notes/pkcs11-bridge.md).
+  keystore::SslCtxPtr owned(SSL_CTX_new_ex(keystore.libctx(), nullptr, TLS_server_method()));
+  if (!owned) fail(listener_name, "SSL_CTX_new_ex");
+  SSL_CTX* c = owned.get();
+  if (!identity->supports_pss() && EVP_PKEY_is_a(identity->private_key(), "RSA")) {
+    // TLS 1.3 signs RSA with PSS only (RFC 8446 §4.2.3): without PSS in the token, stay on TLS 1.2 and
+    // PKCS#1 v1.5 signatures.
+    SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
+    if (SSL_CTX_set1_sigalgs_list(c, "RSA+SHA256:RSA+SHA384:RSA+SHA512") != 1) fail(listener_name, "sigalgs");
+  }
+  configure_server_context(c, tls, listener_name);
+  if (SSL_CTX_use_certificate(c, identity->certificate()) != 1)
+    fail(listener_name, "cannot use certificate " + tls.cert_file);
+  STACK_OF(X509)* chain = identity->intermediates();
+  for (int i = 0; chain && i < sk_X509_num(chain); ++i)
+    if (SSL_CTX_add1_chain_cert(c, sk_X509_value(chain, i)) != 1)
+      fail(listener_name, "cannot add the intermediates of " + tls.cert_file);
+  if (SSL_CTX_use_PrivateKey(c, identity->private_key()) != 1)
+    fail(listener_name, "cannot use the token key " + tls.key);
+  // The SSL_CTX must go before the identity (which keeps the library context alive): the deleter holds it.
+  auto* ctx = new ssl::context(owned.release());
+  return std::shared_ptr<ssl::context>(ctx, [identity = std::move(identity)](ssl::context* p) { delete p; });
 }
 
 std::optional<PeerCertificate> peer_certificate(SSL* ssl) {

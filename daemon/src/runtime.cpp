@@ -62,14 +62,26 @@ UpstreamState make_upstream_state(const config::Upstream& u) {
   return s;
 }
 
-std::vector<std::string> unsupported_settings(const config::Config& cfg) {
-  std::vector<std::string> out;
-  for (auto const& l : cfg.listeners)
-    if (l.tls && l.tls->key.starts_with("pkcs11:"))
-      out.push_back(l.tls->mark.str() + ": listener " + l.name +
-                    ": a listener TLS key in a token is not supported by this build (use a PEM key file)");
-  return out;
+namespace {
+
+// A listener's server context: from PEM files, or with its key in the token (loaded like an identity, with
+// the server-certificate checks). A failure is fatal for the start or the reload, unlike an identity's.
+std::shared_ptr<boost::asio::ssl::context> listener_tls_context(const config::ListenerTls& tls,
+                                                                const std::string& name,
+                                                                const std::shared_ptr<keystore::Keystore>& ks) {
+  if (!tls.key.starts_with("pkcs11:")) return make_listener_tls_context(tls, name);
+  if (!ks) throw ListenerTlsError("listener " + name + ": its key is in a token but no keystore is open");
+  keystore::IdentitySpec spec{"", "listener " + name, tls.cert_file, tls.key};
+  spec.tls_server = true;
+  auto loads = ks->load_identities({spec});
+  if (loads.size() != 1 || !loads[0].identity)
+    throw ListenerTlsError("listener " + name + ": server certificate and token key: " +
+                           (loads.empty() ? std::string("not loaded") : loads[0].error));
+  return make_listener_tls_context(tls, name, *ks, loads[0].identity);
 }
+
+}  // namespace
+
 
 std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::shared_ptr<keystore::Keystore> keystore,
                                               std::uint64_t generation, std::vector<std::string>& problems,
@@ -82,12 +94,10 @@ std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::sha
   rt->client_limits_ =
       std::make_unique<ClientLimiter>(cfg.clients, previous ? previous->client_limits_.get() : nullptr);
 
-  if (auto unsupported = unsupported_settings(cfg); !unsupported.empty()) throw RuntimeError(unsupported.front());
-
   for (auto const& l : cfg.listeners) {
     rt->selectors_.emplace_back(l);
     try {
-      rt->listener_tls_.push_back(l.tls ? make_listener_tls_context(*l.tls, l.name) : nullptr);
+      rt->listener_tls_.push_back(l.tls ? listener_tls_context(*l.tls, l.name, keystore) : nullptr);
     } catch (const ListenerTlsError& e) {
       throw RuntimeError(l.tls->mark.str() + ": " + e.what());
     }

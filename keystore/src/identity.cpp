@@ -115,6 +115,14 @@ CertificateChain read_certificate_chain(const std::string& file) {
 }
 
 std::string check_certificate(X509* leaf, const IdentitySpec& spec, std::chrono::system_clock::time_point now) {
+  if (spec.tls_server) {
+    if (X509_check_purpose(leaf, X509_PURPOSE_SSL_SERVER, 0) != 1)
+      return "certificate is not valid for TLS server authentication (key usage / extended key usage)";
+    time_t t = std::chrono::system_clock::to_time_t(now);
+    if (X509_cmp_time(X509_get0_notBefore(leaf), &t) > 0) return "certificate is not valid yet (notBefore in the future)";
+    if (X509_cmp_time(X509_get0_notAfter(leaf), &t) < 0) return "certificate has expired (notAfter in the past)";
+    return {};
+  }
   const auto ous = subject_values(leaf, NID_organizationalUnitName);
   if (ous.empty()) return "certificate subject has no OU (not an ORG certificate)";
   if (ous.size() > 1) return "certificate subject has " + std::to_string(ous.size()) + " OUs, expected one";

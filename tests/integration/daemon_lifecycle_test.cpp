@@ -233,23 +233,5 @@ TEST_F(DaemonLifecycle, systemd_hears_ready_watchdog_reloading_and_stopping) {
   EXPECT_NE(notify.wait_for("STOPPING=1", 20s).find("STOPPING=1"), std::string::npos) << proxy.log();
 }
 
-TEST_F(DaemonLifecycle, features_this_build_cannot_honour_refuse_the_start) {
-  auto a = make_identity(kA, "dmp", kA, "Cabinet A");
-  auto cfg = base_config("https://127.0.0.1:9/x");
-  add_tenant(cfg, kA, {{"dmp", a}});
-  std::string yaml = cfg.yaml();
-  auto at = yaml.find("    selectors:");
-  ASSERT_NE(at, std::string::npos);
-  // A listener key in a token (the server key is not an ORG identity the keystore loads yet).
-  yaml.insert(at, "    tls: { cert: \"" + server_.chain.string() +
-                      "\", key: \"pkcs11:token=orgproxy-it;object=listener;type=private\" }\n");
-  const std::string file = tmp_.file("tls-listener.yaml");
-  write_file(file, yaml);
-  auto r = tk::run_command({ORGPROXY_BINARY, "run", "--config", file}, {}, 30s);
-  EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("a listener TLS key in a token is not supported"), std::string::npos) << r.output;
-  EXPECT_EQ(r.output.find("ready"), std::string::npos);
-}
-
 }  // namespace
 }  // namespace orgproxy::daemon_it

@@ -1,7 +1,11 @@
 // Downstream TLS listener, the client_cert selector and client authorization by client certificate
 // (issue 4 points 1–3), against the real daemon, the real curl (its own TLS stack) and a real mTLS upstream
 // that reports which site certificate it saw.
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
+
+#include <cstdio>
 
 #include <chrono>
 #include <memory>
@@ -21,6 +25,49 @@ using namespace std::chrono_literals;
 
 const std::string kA = "312345678200002";  // 3 + SIRET
 const std::string kB = "498765432103017";  // 4 + RPPS + rang
+
+/// A serverAuth certificate (SAN IP 127.0.0.1) for `public_key`, issued by a fresh software CA: a listener
+/// certificate whose key lives in the token. Writes `dir`/listener-ca.pem and `dir`/listener.pem.
+void issue_listener_cert_for(EVP_PKEY* public_key, const std::filesystem::path& dir) {
+  auto ca_key = tk::generate_software_key(tk::KeyType::ec_p256);
+  auto make = [](const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, long serial,
+                 std::vector<std::pair<int, const char*>> exts) {
+    tk::CertHandle c(X509_new());
+    X509_set_version(c.get(), 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(c.get()), serial);
+    X509_NAME* name = X509_get_subject_name(c.get());
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+    X509_set_issuer_name(c.get(), issuer ? X509_get_subject_name(issuer) : name);
+    X509_gmtime_adj(X509_getm_notBefore(c.get()), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(c.get()), 86400);
+    X509_set_pubkey(c.get(), key);
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, issuer ? issuer : c.get(), c.get(), nullptr, nullptr, 0);
+    for (auto [nid, value] : exts) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value);
+      if (!ext) throw std::runtime_error("extension " + std::string(value));
+      X509_add_ext(c.get(), ext, -1);
+      X509_EXTENSION_free(ext);
+    }
+    if (X509_sign(c.get(), issuer_key, EVP_sha256()) == 0) throw std::runtime_error("X509_sign");
+    return c;
+  };
+  auto ca = make("Listener Test CA", ca_key.get(), nullptr, ca_key.get(), 1,
+                 {{NID_basic_constraints, "critical,CA:TRUE"}, {NID_key_usage, "critical,keyCertSign"}});
+  auto leaf = make("localhost", public_key, ca.get(), ca_key.get(), 2,
+                   {{NID_basic_constraints, "critical,CA:FALSE"},
+                    {NID_key_usage, "critical,digitalSignature,keyEncipherment"},
+                    {NID_ext_key_usage, "serverAuth"},
+                    {NID_subject_alt_name, "IP:127.0.0.1"}});
+  auto write = [](const std::filesystem::path& file, X509* cert) {
+    FILE* f = std::fopen(file.c_str(), "w");
+    if (!f) throw std::runtime_error("cannot write " + file.string());
+    PEM_write_X509(f, cert);
+    std::fclose(f);
+  };
+  write(dir / "listener-ca.pem", ca.get());
+  write(dir / "listener.pem", leaf.get());
+}
 
 /// The daemon started on `cfg` with `listener_yaml` inserted in its listener (the test kit's model has no
 /// `tls`), on a free loopback port; killed at destruction, whatever the test's outcome.
@@ -319,6 +366,41 @@ TEST_F(DaemonTlsListener, client_connection_limit_survives_a_reload) {
     if (!freed) std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(freed) << proxy.log();
+}
+
+TEST_F(DaemonTlsListener, listener_key_in_the_token_signs_the_handshake_and_a_missing_one_refuses_the_start) {
+  tk::TokenKeyOptions k;
+  k.id = "\x70";
+  k.label = "listener-ris";
+  tk::TokenKey key = token_->generate_key(k);
+  const auto dir = tmp_.subdir("listener-token");
+  issue_listener_cert_for(key.public_key.get(), dir);
+  const std::string tls = "    tls:\n      cert: \"" + (dir / "listener.pem").string() + "\"\n      key: \"" + key.uri + "\"\n";
+  TlsDaemon proxy(tmp_.subdir("proxy"), config({"header"}), tls);
+
+  for (const char* version : {"1.2", "1.3"}) {
+    SCOPED_TRACE(version);
+    auto r = tk::run_curl(tmp_.subdir("curl"), {"--cacert", (dir / "listener-ca.pem").string(), "--max-time", "30",
+                                                "--tlsv" + std::string(version), "--tls-max", version, "-H",
+                                                "X-Orgproxy-Tenant: " + kA, proxy.url("/dmp/x")});
+    ASSERT_EQ(r.exit_code, 0) << r.output << proxy.log();
+    EXPECT_EQ(r.response.status, 200);
+    EXPECT_EQ(r.response.header("X-Client-DN"), dn_of(a_));
+  }
+
+  // A token key that does not exist: the start is refused with the listener named.
+  auto cfg = config({"header"});
+  cfg.port = tk::free_loopback_port();
+  std::string yaml = cfg.yaml();
+  yaml.insert(yaml.find("\nupstreams:") + 1,
+              "    tls:\n      cert: \"" + (dir / "listener.pem").string() +
+                  "\"\n      key: \"pkcs11:token=orgproxy-it;id=%7F;type=private\"\n");
+  const auto file = tmp_.file("missing-key.yaml");
+  tk::write_file(file, yaml);
+  auto refused = tk::run_command({ORGPROXY_BINARY, "run", "--config", file}, {}, 60s);
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("listener ris: server certificate and token key"), std::string::npos)
+      << refused.output;
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "orgproxy/config/config.hpp"
+#include "orgproxy/keystore/keystore.hpp"
 
 namespace orgproxy::daemon {
 
@@ -29,11 +30,19 @@ class ListenerTlsError : public std::runtime_error {
 /// no renegotiation, ALPN `http/1.1` only (RFC 7301 §3.2: a client offering only other protocols is
 /// refused with no_application_protocol). With `client_ca_file`, client certificates are requested and,
 /// when presented, must verify to it (depth ≤ 4, clientAuth purpose); with `require_client_cert` a
-/// handshake without one fails. `tls.key` must be a PEM key file (a pkcs11: URI is refused earlier by
-/// unsupported_settings). `listener_name` seeds the session id context (resumption stays per listener).
-/// Throws ListenerTlsError.
+/// handshake without one fails. `tls.key` is a PEM key file here. `listener_name` seeds the session id
+/// context (resumption stays per listener). Throws ListenerTlsError.
 std::shared_ptr<boost::asio::ssl::context> make_listener_tls_context(const config::ListenerTls& tls,
                                                                      std::string_view listener_name);
+
+/// The same, with the certificate and the token-held key of `identity` (loaded by `keystore` with
+/// IdentitySpec::tls_server): the context lives in the keystore's library context, signs in the token
+/// (the key never leaves it) and keeps `identity` alive as long as it lives. An RSA key whose token lacks
+/// RSA-PSS limits the listener to TLS 1.2 with PKCS#1 v1.5 signatures. Throws ListenerTlsError.
+std::shared_ptr<boost::asio::ssl::context> make_listener_tls_context(const config::ListenerTls& tls,
+                                                                     std::string_view listener_name,
+                                                                     const keystore::Keystore& keystore,
+                                                                     keystore::IdentityPtr identity);
 
 /// What orgproxy keeps of a verified downstream client certificate (nothing else of it is stored).
 struct PeerCertificate {

@@ -66,11 +66,6 @@ class RuntimeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Settings the configuration can express but this build cannot honour (a listener TLS key held in a
-/// token), one message each with the setting's file:line:col. They are refused by `run`, by a reload and
-/// by `check-config` alike — never silently downgraded (a server key copied out of its token).
-std::vector<std::string> unsupported_settings(const config::Config& cfg);
-
 class Runtime {
  public:
   /// Builds a snapshot: loads every identity of every tenant through `keystore` (one load_identities
@@ -78,8 +73,9 @@ class Runtime {
   /// (keystore::verify_identity_chain); failures make that identity unavailable and are appended to
   /// `problems` ("tenant <id> purpose <p>: <why>"). With settings.require_all_identities, any problem
   /// throws RuntimeError. `keystore` may be nullptr (every identity is then unavailable: offline checks
-  /// and unit tests). Builds the server TLS context of every listener with `tls` (a failure throws
-  /// RuntimeError naming the listener and file). `previous` (the snapshot a reload replaces, or nullptr)
+  /// and unit tests). Builds the server TLS context of every listener with `tls`, its key from a PEM file
+  /// or from the token (`keystore` then required); a failure throws RuntimeError naming the listener and
+  /// file. `previous` (the snapshot a reload replaces, or nullptr)
   /// hands its per-client limit counters over (ClientLimiter).
   static std::shared_ptr<const Runtime> build(config::ConfigPtr config, std::shared_ptr<keystore::Keystore> keystore,
                                               std::uint64_t generation, std::vector<std::string>& problems,

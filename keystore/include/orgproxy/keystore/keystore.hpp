@@ -78,6 +78,10 @@ struct IdentitySpec {
   /// intermediates from the token's other certificate objects.
   std::string cert_file;
   std::string key;        ///< RFC 7512 pkcs11: URI (or a PEM file when allowed)
+  /// A downstream listener's server certificate, not an ORG identity: `tenant_id` is not compared, the
+  /// INSi CN and clientAuth rules are replaced by serverAuth (X509_PURPOSE_SSL_SERVER); dates, key match
+  /// and key protection (not extractable) are checked as for identities.
+  bool tls_server = false;
 };
 
 /// A loaded identity: leaf certificate, intermediates and a private key whose operations run in the token.
