@@ -221,21 +221,23 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   // (RFC 9112 §9.6): half-close, then drain a bounded amount for a short while.
   bool linger = false;
   bool first_request = true;
-  while (!worker.stopping()) {
-    // A reload shows as a new generation; requests after it run on the new snapshot, while the one in
-    // flight keeps `rt` (reassigned only between requests).
+  // A reload shows as a new generation; requests after it run on the new snapshot, while the one in
+  // flight keeps `rt` (reassigned only between requests).
+  auto follow_reload = [&] {
     if (worker.runtime_generation() != rt->generation()) rt = worker.runtime();
-    if (rt->generation() != cached_generation) {
-      cached_generation = rt->generation();
-      int index = rt->listener_index(slot.listener.name);
-      listener = index >= 0 ? &rt->config().listeners[static_cast<std::size_t>(index)] : &slot.listener;
-      selector = index >= 0 ? &rt->selector(static_cast<std::size_t>(index)) : &slot.selector;
-      // The peer does not change during a connection: its `source` tenant is matched once per snapshot.
-      source_tenant_for_peer = selector->source_enabled() ? source_tenant(listener->source_tenants, peer) : "";
-      cert_tenant_for_peer = selector->client_cert_enabled()
-                                 ? client_cert_tenant(listener->client_cert_tenants, peer_cert ? &*peer_cert : nullptr)
-                                 : ClientCertTenant{};
-    }
+    if (rt->generation() == cached_generation) return;
+    cached_generation = rt->generation();
+    int index = rt->listener_index(slot.listener.name);
+    listener = index >= 0 ? &rt->config().listeners[static_cast<std::size_t>(index)] : &slot.listener;
+    selector = index >= 0 ? &rt->selector(static_cast<std::size_t>(index)) : &slot.selector;
+    // The peer does not change during a connection: its `source` tenant is matched once per snapshot.
+    source_tenant_for_peer = selector->source_enabled() ? source_tenant(listener->source_tenants, peer) : "";
+    cert_tenant_for_peer = selector->client_cert_enabled()
+                               ? client_cert_tenant(listener->client_cert_tenants, peer_cert ? &*peer_cert : nullptr)
+                               : ClientCertTenant{};
+  };
+  while (!worker.stopping()) {
+    follow_reload();
 
     http::request_parser<http::buffer_body> req;
     req.header_limit(static_cast<std::uint32_t>(listener->max_header_bytes + 4));
@@ -250,6 +252,10 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
                                      listener->idle_timeout, listener->header_timeout, first_request);
     first_request = false;
     registration.idle(false);
+    // A keep-alive connection may wait in read_head across a reload: the request that just arrived runs on
+    // the snapshot current now (new certificates, tenants, routes), not on the one of the previous request.
+    // The head itself was read under the previous snapshot's listener limits.
+    if (!hr.ec) follow_reload();
     const auto started = std::chrono::steady_clock::now();
     RequestId id = worker.next_request_id();
 

@@ -65,8 +65,13 @@ TEST_F(DaemonRotation, after_a_reload_new_connections_present_the_new_certificat
   proxy.send_signal(SIGHUP);
   ASSERT_TRUE(proxy.wait_for_log("reloaded: generation 2")) << proxy.log();
 
-  // A new downstream connection: a keep-alive connection opened before the reload still serves its
-  // requests on the snapshot it started with (known gap, reported on issue 5).
+  // The keep-alive connection opened before the reload: its next request runs on the new snapshot.
+  auto kept = client.request(get(kA, "/dmp/x"));
+  ASSERT_EQ(kept.status, 200) << proxy.log();
+  EXPECT_NE(kept.header("X-Client-Serial"), before.header("X-Client-Serial")) << "S2 on the kept connection";
+  EXPECT_NE(kept.header("X-Up-Conn"), before.header("X-Up-Conn")) << "no request travels over an S1 connection";
+
+  // And a new downstream connection.
   auto after = tk::http_request(proxy.port(), get(kA, "/dmp/x"), 30s);
   ASSERT_EQ(after.status, 200) << proxy.log();
   EXPECT_FALSE(after.header("X-Client-Serial").empty());
