@@ -120,7 +120,10 @@ fi
 echo
 echo "orgproxy keeps running (Ctrl-C to stop). Try:"
 first=$(head -n 1 "$SITES_FILE" | cut -f 1)
-echo "  curl -i -H 'X-Orgproxy-Tenant: $first' -H 'Content-Type: application/soap+xml' --data-binary @tests/samples/insi-rechercher-ins-avec-traits-identite.xml http://127.0.0.1:$ORGPROXY_PORT/insi"
+# The samples carry the site in their VIHF (@@STRUCTURE_ID@@): filled in, as the rows above were, or orgproxy
+# refuses the request (403 vihf_mismatch) because the VIHF would name another structure than the tenant.
+echo "  sed 's/@@STRUCTURE_ID@@/$first/g' tests/samples/dmp-iti41-provide-and-register.xml |"
+echo "    curl -i -H 'X-Orgproxy-Tenant: $first' -H 'Content-Type: application/soap+xml' --data-binary @- http://127.0.0.1:$ORGPROXY_PORT/dmp/repository"
 wait "$daemon_pid" || true
 echo "orgproxy exited; its log: $work/orgproxy.log"
 tail -n 20 "$work/orgproxy.log"
