@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
+#include "async_util.hpp"
 #include "l4_deadline.hpp"
 #include "l4_relay.hpp"
 #include "l4_upstream.hpp"
@@ -34,11 +35,6 @@ using config::ListenerMode;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-double ms_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
-}
 
 struct Outcome {
   ErrorCode error = ErrorCode::none;

@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
+#include "async_util.hpp"
 #include "l4_deadline.hpp"
 #include "orgproxy/daemon/metrics.hpp"
 #include "starttls.hpp"
@@ -24,11 +25,6 @@ using config::ListenerMode;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-double ms_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
-}
 
 // RFC 5321 §4.1.3 address literal of our end of the upstream connection, for EHLO.
 std::string ehlo_name(const tcp::socket& s) {

@@ -1,5 +1,6 @@
 #include "orgproxy/daemon/upstream_connection.hpp"
 
+#include "async_util.hpp"
 #include "dns.hpp"
 
 #include <sys/socket.h>
@@ -23,14 +24,6 @@ namespace orgproxy::daemon {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-
-namespace {
-constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-
-double ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-}
-}
 
 bool UpstreamConnection::clean_after_exchange() const {
   if (buffer.size() != 0) return false;
@@ -112,7 +105,7 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
 
     tcp_layer.expires_after(u.handshake_timeout);
     const auto handshake_started = std::chrono::steady_clock::now();
-    auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+    auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, nothrow);
     r.handshake_ms = ms_since(handshake_started);
     if (!hec) {
       metrics().observe_handshake(u.name, ErrorCode::none, r.handshake_ms / 1000.0);
@@ -176,7 +169,7 @@ asio::awaitable<void> close_cleanly(std::shared_ptr<UpstreamConnection> conn, st
   auto& tcp_layer = beast::get_lowest_layer(conn->stream);
   tcp_layer.expires_after(kCloseNotifyBudget);
   // Either outcome ends the connection: the peer's close_notify, its FIN, a reset or the budget.
-  auto [ec] = co_await conn->stream.async_shutdown(use_nothrow);
+  auto [ec] = co_await conn->stream.async_shutdown(nothrow);
   if (ec && ec != asio::error::eof && ec != asio::ssl::error::stream_truncated && ec != beast::error::timeout)
     spdlog::debug("upstream TLS close: {}", ec.message());
   boost::system::error_code ignored;
