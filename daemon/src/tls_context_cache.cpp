@@ -13,45 +13,71 @@ TlsContextCache::TlsContextCache(std::shared_ptr<keystore::Keystore> keystore, s
                                  std::chrono::seconds evict_after)
     : keystore_(std::move(keystore)), crl_files_(std::move(crl_files)), evict_after_(evict_after) {}
 
-SslContextPtr TlsContextCache::get(const keystore::Identity& identity, const config::Upstream& upstream,
-                                   std::string& error) {
-  auto now = std::chrono::steady_clock::now();
-  Key key{&identity, &upstream};
-  {
-    std::lock_guard lock(mutex_);
-    evict_unused(now);
-    if (auto it = entries_.find(key); it != entries_.end()) {
-      it->second.last_used = now;
-      return it->second.ctx;
-    }
-  }
-  if (!keystore_) {
-    error = "no keystore";
-    return nullptr;
-  }
-  // Built outside the lock: loading a CA bundle must not stall other workers' dials.
+keystore::TlsClientOptions TlsContextCache::options_for(const config::Upstream& upstream) const {
   keystore::TlsClientOptions options;
   options.ca_file = upstream.ca_file;
   options.min_version = to_openssl(upstream.tls_min);
   options.max_version = to_openssl(upstream.tls_max);
   options.crl_files = crl_files_;  // the top-level CRLs, then the upstream's own
   options.crl_files.insert(options.crl_files.end(), upstream.crl_files.begin(), upstream.crl_files.end());
-  SslContextPtr ctx;
+  return options;
+}
+
+SslContextPtr TlsContextCache::find(const Key& key, std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  evict_unused(now);
+  if (auto it = entries_.find(key); it != entries_.end()) {
+    it->second.last_used = now;
+    return it->second.ctx;
+  }
+  return nullptr;
+}
+
+SslContextPtr TlsContextCache::insert(const Key& key, keystore::SslCtxPtr raw,
+                                      std::chrono::steady_clock::time_point now) {
+  // An idle pooled connection then holds no OpenSSL record buffers (about 34 KB less each); with one
+  // idle connection per touched site, that is most of what 10,000 sites cost beyond Asio's own buffers.
+  SSL_CTX_set_mode(raw.get(), SSL_MODE_RELEASE_BUFFERS);
+  // asio's context takes ownership of the native handle (it frees it in its destructor).
+  auto ctx = std::make_shared<boost::asio::ssl::context>(raw.release());
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = entries_.try_emplace(key, Entry{ctx, now});
+  return it->second.ctx;  // another worker may have won the race: use its context
+}
+
+SslContextPtr TlsContextCache::get(const keystore::Identity& identity, const config::Upstream& upstream,
+                                   std::string& error) {
+  const auto now = std::chrono::steady_clock::now();
+  const Key key{&identity, &upstream};
+  if (SslContextPtr ctx = find(key, now)) return ctx;
+  if (!keystore_) {
+    error = "no keystore";
+    return nullptr;
+  }
+  // Built outside the lock: loading a CA bundle must not stall other workers' dials.
   try {
-    keystore::SslCtxPtr raw = keystore::make_client_context(*keystore_, identity, options);
-    // An idle pooled connection then holds no OpenSSL record buffers (about 34 KB less each); with one
-    // idle connection per touched site, that is most of what 10,000 sites cost beyond Asio's own buffers.
-    SSL_CTX_set_mode(raw.get(), SSL_MODE_RELEASE_BUFFERS);
-    // asio's context takes ownership of the native handle (it frees it in its destructor).
-    ctx = std::make_shared<boost::asio::ssl::context>(raw.release());
+    return insert(key, keystore::make_client_context(*keystore_, identity, options_for(upstream)), now);
   } catch (const std::exception& e) {
     error = "TLS context for tenant " + identity.tenant_id() + " (" + identity.purpose() + ") to upstream " +
             upstream.name + ": " + e.what();
     return nullptr;
   }
-  std::lock_guard lock(mutex_);
-  auto [it, inserted] = entries_.try_emplace(key, Entry{ctx, now});
-  return it->second.ctx;  // another worker may have won the race: use its context
+}
+
+SslContextPtr TlsContextCache::get_shared(const config::Upstream& upstream, std::string& error) {
+  const auto now = std::chrono::steady_clock::now();
+  const Key key{nullptr, &upstream};  // no identity: never equal to a per-identity key
+  if (SslContextPtr ctx = find(key, now)) return ctx;
+  if (!keystore_) {
+    error = "no keystore";
+    return nullptr;
+  }
+  try {
+    return insert(key, keystore::make_shared_client_context(*keystore_, options_for(upstream)), now);
+  } catch (const std::exception& e) {
+    error = "TLS context for upstream " + upstream.name + ": " + e.what();
+    return nullptr;
+  }
 }
 
 std::size_t TlsContextCache::size() const {

@@ -19,6 +19,8 @@
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
+#include "orgproxy/keystore/shared_tls.hpp"
+
 namespace orgproxy::daemon {
 
 namespace asio = boost::asio;
@@ -50,7 +52,10 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
   DialResult r;
   const config::Upstream& u = *up.upstream;
   std::string error;
-  SslContextPtr ctx = rt.tls_contexts().get(identity, u, error);
+  // One context per upstream for every identity; the identity is set on each connection below. Isolation
+  // holds because the context stores no session (NO_INTERNAL_STORE): the only session ever offered is the
+  // one the pool keeps under exactly `key`.
+  SslContextPtr ctx = rt.tls_contexts().get_shared(u, error);
   if (!ctx) {
     r.error = identity.usable() ? ErrorCode::upstream_tls : ErrorCode::identity_unavailable;
     r.detail = std::move(error);
@@ -87,6 +92,13 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
     tcp_layer.socket().set_option(tcp::no_delay(true), opt_ec);
 
     SSL* ssl = conn->stream.native_handle();
+    if (std::string why = keystore::present_identity(
+            ssl, identity, u.tls_min == config::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
+        !why.empty()) {
+      r.error = identity.usable() ? ErrorCode::upstream_tls : ErrorCode::identity_unavailable;
+      r.detail = "TLS to upstream " + u.name + ": " + why;
+      co_return r;
+    }
     if (!up.sni.empty()) SSL_set_tlsext_host_name(ssl, up.sni.c_str());
     if (up.verify_is_ip) {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), up.verify_name.c_str());

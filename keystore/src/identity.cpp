@@ -63,17 +63,68 @@ std::string strip_leading_zeros(std::string s) {
 
 }  // namespace
 
-CertificateChain read_certificate_chain(const std::string& file) {
-  CertificateChain chain;
+X509Ptr CaCertificateCache::get(const unsigned char* der, long length) {
+  std::string key(reinterpret_cast<const char*>(der), static_cast<std::size_t>(length));
+  if (auto it = by_der_.find(key); it != by_der_.end()) {
+    X509_up_ref(it->second.get());
+    return X509Ptr(it->second.get());
+  }
+  const unsigned char* p = der;
+  X509Ptr cert(d2i_X509(nullptr, &p, length));
+  if (!cert) {
+    ERR_clear_error();
+    return nullptr;
+  }
+  if (X509_check_ca(cert.get()) > 0) {
+    X509_up_ref(cert.get());
+    by_der_.emplace(std::move(key), X509Ptr(cert.get()));
+  }
+  return cert;
+}
+
+namespace {
+
+// The certificates of a PEM file, in file order, as PEM_read_bio_X509 would give them (blocks named
+// CERTIFICATE or X509 CERTIFICATE; other blocks skipped; reading stops at the first undecodable one).
+bool read_pem_certificates(const std::string& file, CaCertificateCache* cache, std::vector<X509Ptr>& certs) {
   BioPtr bio(BIO_new_file(file.c_str(), "r"));
   if (!bio) {
     ERR_clear_error();
+    return false;
+  }
+  if (cache == nullptr) {
+    while (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) certs.emplace_back(c);
+    ERR_clear_error();
+    return true;
+  }
+  for (;;) {
+    char* name = nullptr;
+    char* header = nullptr;
+    unsigned char* data = nullptr;
+    long length = 0;
+    if (PEM_read_bio(bio.get(), &name, &header, &data, &length) != 1) break;
+    const std::string_view kind(name);
+    X509Ptr cert;
+    const bool is_certificate = kind == PEM_STRING_X509 || kind == PEM_STRING_X509_OLD;
+    if (is_certificate) cert = cache->get(data, length);
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    if (!is_certificate) continue;
+    if (!cert) break;
+    certs.push_back(std::move(cert));
+  }
+  ERR_clear_error();
+  return true;
+}
+
+CertificateChain read_chain(const std::string& file, CaCertificateCache* cache) {
+  CertificateChain chain;
+  std::vector<X509Ptr> certs;
+  if (!read_pem_certificates(file, cache, certs)) {
     chain.error = "cannot read certificate file " + file;
     return chain;
   }
-  std::vector<X509Ptr> certs;
-  while (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) certs.emplace_back(c);
-  ERR_clear_error();
   if (certs.size() > 1) std::erase_if(certs, [](const X509Ptr& c) { return is_self_signed(c.get()); });
   if (certs.empty()) {
     chain.error = "no PEM certificate in " + file;
@@ -112,6 +163,14 @@ CertificateChain read_certificate_chain(const std::string& file) {
     chain.error = file + " holds certificates that are not on the leaf's issuer chain";
   }
   return chain;
+}
+
+}  // namespace
+
+CertificateChain read_certificate_chain(const std::string& file) { return read_chain(file, nullptr); }
+
+CertificateChain read_certificate_chain(const std::string& file, CaCertificateCache& cache) {
+  return read_chain(file, &cache);
 }
 
 std::string check_certificate(X509* leaf, const IdentitySpec& spec, std::chrono::system_clock::time_point now) {

@@ -2,6 +2,8 @@
 // Internal to the keystore.
 #pragma once
 
+#include <unordered_map>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -25,6 +27,23 @@ struct CertificateChain {
 /// peer must anchor on its own trust, and sending the root only costs bytes. Certificates that are not on
 /// the leaf's path make the file an error (it is not one chain).
 CertificateChain read_certificate_chain(const std::string& file);
+
+/// The CA certificates (X509_check_ca) met during one identity load, by their DER: the sites of a group
+/// share one or two intermediates (IGC Santé's ORG CA), which are then parsed once (an OpenSSL 3 X509
+/// decode costs tens of microseconds, mostly its public key) and held once (several KB each) instead of
+/// once per site. Leaves are not kept. Not thread-safe; lives for one load.
+class CaCertificateCache {
+ public:
+  /// The certificate of `der` (a new reference), parsed unless a CA certificate of the same DER was met;
+  /// nullptr when it does not parse.
+  X509Ptr get(const unsigned char* der, long length);
+
+ private:
+  std::unordered_map<std::string, X509Ptr> by_der_;
+};
+
+/// As read_certificate_chain(file), parsing through `cache` (same result, same errors).
+CertificateChain read_certificate_chain(const std::string& file, CaCertificateCache& cache);
 
 /// The chain of a token-held key from the token's own certificate objects, for an identity without a
 /// certificate file (what `orgproxy keys install-cert` and `keys import` store). The leaf is a certificate

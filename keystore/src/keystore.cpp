@@ -4,10 +4,13 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include "identity.hpp"
@@ -21,6 +24,38 @@
 
 namespace orgproxy::keystore {
 namespace {
+
+/// The intermediate CA certificates met during one load, by SHA-256 of their DER. A group's sites share one
+/// or two intermediates (IGC Santé's ORG CA): each identity then references one parsed copy instead of
+/// holding its own (an OpenSSL 3 X509 with its cached extensions is several KB; 10,000 sites, tens of MB).
+class SharedCertificates {
+ public:
+  /// Replaces each certificate of `chain` already met by the first copy seen (same DER); keeps the others
+  /// for the next identities. `chain` may be null.
+  void share(STACK_OF(X509)* chain) {
+    for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+      X509* cert = sk_X509_value(chain, i);
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int length = 0;
+      if (X509_digest(cert, EVP_sha256(), md, &length) != 1) {
+        ERR_clear_error();
+        continue;
+      }
+      auto [it, inserted] = by_digest_.try_emplace(std::string(reinterpret_cast<char*>(md), length), nullptr);
+      if (inserted) {
+        X509_up_ref(cert);
+        it->second.reset(cert);
+      } else if (it->second.get() != cert) {
+        X509_up_ref(it->second.get());
+        sk_X509_set(chain, i, it->second.get());
+        X509_free(cert);
+      }
+    }
+  }
+
+ private:
+  std::unordered_map<std::string, X509Ptr> by_digest_;
+};
 
 class KeystoreImpl final : public Keystore {
  public:
@@ -59,10 +94,12 @@ class KeystoreImpl final : public Keystore {
     std::vector<IdentityLoad> out;
     out.reserve(specs.size());
     const auto now = std::chrono::system_clock::now();
+    SharedCertificates shared;  // one parsed copy of each intermediate CA certificate for this load
+    CaCertificateCache ca_certificates;  // ... and CA certificates of cert: files parsed once
     for (const IdentitySpec& spec : specs) {
       IdentityLoad load;
       try {
-        load.identity = load_one(spec, now, index, key_lookup, certificates_on_tokens);
+        load.identity = load_one(spec, now, index, key_lookup, certificates_on_tokens, shared, ca_certificates);
       } catch (const KeystoreError& e) {
         load.error = "tenant " + spec.tenant_id + ", purpose " + spec.purpose + ": " + e.what();
       }
@@ -114,11 +151,11 @@ class KeystoreImpl final : public Keystore {
   /// Throws KeystoreError with the reason; the caller prefixes tenant and purpose.
   IdentityPtr load_one(const IdentitySpec& spec, std::chrono::system_clock::time_point now,
                        std::map<Token*, TokenIndex>& index, std::map<Token*, KeyObjectIndex>& key_lookup,
-                       bool with_certificates) {
+                       bool with_certificates, SharedCertificates& shared, CaCertificateCache& ca_certificates) {
     const bool cert_on_token = spec.cert_file.empty();
     CertificateChain chain;
     if (!cert_on_token) {
-      chain = read_certificate_chain(spec.cert_file);
+      chain = read_certificate_chain(spec.cert_file, ca_certificates);
       if (!chain.leaf) throw KeystoreError(chain.error);
       if (std::string why = check_certificate(chain.leaf.get(), spec, now); !why.empty())
         throw KeystoreError(spec.cert_file + ": " + why);
@@ -162,6 +199,7 @@ class KeystoreImpl final : public Keystore {
     if (cert_on_token) {
       chain = certificate_chain_from_token(index[c.token.get()].certificates, object, now);
       if (!chain.leaf) throw KeystoreError(where + ": " + chain.error);
+      shared.share(chain.intermediates.get());
       if (std::string why = check_certificate(chain.leaf.get(), spec, now); !why.empty())
         throw KeystoreError(where + ": its certificate on the token: " + why);
     }

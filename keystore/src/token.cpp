@@ -100,6 +100,31 @@ CK_RV Token::login_locked(CK_SESSION_HANDLE session) {
   return rv;
 }
 
+namespace {
+
+// One C_GetAttributeValue per object with buffers large enough for every attribute the index reads (an
+// RSA-4096 modulus is 512 bytes), instead of read_attributes' two (sizes, then values): SoftHSM's file
+// backend re-checks the object's file on every call (about 0.1 ms, open + lock + read), which made the
+// index of a 20,000-object token cost seconds. Missing or too-long attributes come back absent
+// (PKCS#11 v2.40 §5.7: CK_UNAVAILABLE_INFORMATION); the caller re-reads an object missing one it needs.
+AttributeMap read_attributes_once(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                                  const std::vector<CK_ATTRIBUTE_TYPE>& types) {
+  constexpr CK_ULONG kRoom = 1024;
+  std::vector<unsigned char> room(kRoom * types.size());
+  std::vector<CK_ATTRIBUTE> tmpl(types.size());
+  for (size_t i = 0; i < types.size(); ++i) tmpl[i] = {types[i], room.data() + i * kRoom, kRoom};
+  CK_RV rv = f->C_GetAttributeValue(session, object, tmpl.data(), tmpl.size());
+  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID && rv != CKR_BUFFER_TOO_SMALL)
+    throw KeystoreError("C_GetAttributeValue failed: " + ckr_name(rv), rv);
+  AttributeMap out;
+  for (size_t i = 0; i < types.size(); ++i)
+    if (tmpl[i].ulValueLen != CK_UNAVAILABLE_INFORMATION && tmpl[i].ulValueLen <= kRoom)
+      out.emplace(types[i], std::string(reinterpret_cast<const char*>(room.data() + i * kRoom), tmpl[i].ulValueLen));
+  return out;
+}
+
+}  // namespace
+
 TokenIndex Token::index_objects(bool with_certificates) {
   CK_FUNCTION_LIST* f = module_->f();
   auto lease = pool_.borrow();
@@ -118,11 +143,19 @@ TokenIndex Token::index_objects(bool with_certificates) {
   TokenIndex index;
   std::vector<TokenKeyObject>& keys = index.keys;
   std::map<std::string, std::string> ec_points_by_id;  // public key objects
+  const std::vector<CK_ATTRIBUTE_TYPE> wanted{CKA_CLASS,    CKA_ID,      CKA_LABEL,           CKA_KEY_TYPE,
+                                              CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_SIGN, CKA_MODULUS,
+                                              CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS, CKA_EC_POINT};
   for (CK_OBJECT_HANDLE object : objects) {
-    AttributeMap a = read_attributes(f, s, object,
-                                     {CKA_CLASS, CKA_ID, CKA_LABEL, CKA_KEY_TYPE, CKA_SENSITIVE, CKA_EXTRACTABLE,
-                                      CKA_SIGN, CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS, CKA_EC_POINT});
+    AttributeMap a = read_attributes_once(f, s, object, wanted);
     auto cls = attribute_ulong(a, CKA_CLASS);
+    // An attribute the object must have came back missing: maybe only too long for the one-call buffers
+    // (some tokens report CKR_ATTRIBUTE_TYPE_INVALID before CKR_BUFFER_TOO_SMALL): read it the exact way.
+    const bool ec_public = cls == CKO_PUBLIC_KEY && attribute_ulong(a, CKA_KEY_TYPE) == CKK_EC;
+    if (!cls || (cls == CKO_PRIVATE_KEY && (!a.count(CKA_ID) || !a.count(CKA_LABEL) || !a.count(CKA_KEY_TYPE))) ||
+        (ec_public && (!a.count(CKA_ID) || !a.count(CKA_EC_POINT))))
+      a = read_attributes(f, s, object, wanted);
+    cls = attribute_ulong(a, CKA_CLASS);
     if (cls == CKO_CERTIFICATE && with_certificates) {
       AttributeMap c = read_attributes(f, s, object, {CKA_CERTIFICATE_TYPE, CKA_VALUE});
       if (attribute_ulong(c, CKA_CERTIFICATE_TYPE).value_or(CKC_X_509) == CKC_X_509 && !c[CKA_VALUE].empty())

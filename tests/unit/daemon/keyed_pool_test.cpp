@@ -144,5 +144,23 @@ TEST(KeyedPool, tls_session_is_offered_only_to_its_own_key) {
   EXPECT_EQ(pool.session(key_a), nullptr);
 }
 
+TEST(KeyedPool, tls_session_past_its_lifetime_is_not_offered_and_is_swept) {
+  Pool pool;
+  SSL_SESSION* s = SSL_SESSION_new();
+  ASSERT_NE(s, nullptr);
+  const std::time_t made = std::time(nullptr);
+  SSL_SESSION_set_time(s, static_cast<long>(made));
+  SSL_SESSION_set_timeout(s, 7200);  // a TLS 1.3 ticket lifetime hint of 2 hours
+  pool.store_session(key_a, keystore::SslSessionPtr(s));
+  // Positive control: within its lifetime it is offered, and a sweep keeps it.
+  EXPECT_EQ(pool.session(key_a, made + 7199), s);
+  pool.sweep(Pool::Clock::now(), made + 7199);
+  EXPECT_EQ(pool.session(key_a, made + 7199), s);
+  // Past it: not offered, and the sweep frees it with its bucket.
+  EXPECT_EQ(pool.session(key_a, made + 7200), nullptr);
+  pool.sweep(Pool::Clock::now(), made + 7200);
+  EXPECT_EQ(pool.session(key_a, made), nullptr);
+}
+
 }  // namespace
 }  // namespace orgproxy::daemon

@@ -1,5 +1,6 @@
-// Real TLS handshakes, client side = make_client_context with the token key, server side = an in-process
-// OpenSSL server (memory BIO pair) that requires a client certificate and trusts only the test root.
+// Real TLS handshakes, client side = make_client_context (or the shared context + present_identity) with
+// the token key, server side = an in-process OpenSSL server (memory BIO pair) that requires a client
+// certificate and trusts only the test root.
 // Asserts what the server saw: the client's certificate, its chain, and the signature scheme used.
 #include <atomic>
 #include <thread>
@@ -10,6 +11,7 @@
 #include <openssl/ssl.h>
 
 #include "keystore_world.hpp"
+#include "orgproxy/keystore/shared_tls.hpp"
 
 namespace orgproxy::keystore::test {
 namespace {
@@ -49,10 +51,15 @@ struct Handshake {
   std::string version;
 };
 
-/// Drives both ends over a BIO pair until both finish (or fail); never blocks.
-Handshake handshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx) {
+/// Drives both ends over a BIO pair until both finish (or fail); never blocks. With `present`, the client
+/// connection gets that identity with present_identity (a shared context carries none).
+Handshake handshake(SSL_CTX* client_ctx, SSL_CTX* server_ctx, const Identity* present = nullptr) {
   Handshake h;
   SSL* client = SSL_new(client_ctx);
+  if (present != nullptr) {
+    const std::string why = present_identity(client, *present, TLS1_2_VERSION);
+    EXPECT_EQ(why, "");
+  }
   SSL* server = SSL_new(server_ctx);
   BIO *client_bio = nullptr, *server_bio = nullptr;
   BIO_new_bio_pair(&client_bio, 0, &server_bio, 0);
@@ -264,6 +271,53 @@ TEST(TlsHandshakeWithoutPss, token_without_pss_caps_rsa_identity_at_tls12_pkcs1)
     EXPECT_THAT(e.what(), HasSubstr("lacks CKM_RSA_PKCS_PSS"));
     EXPECT_THAT(e.what(), HasSubstr("tenant 312345678200002"));
   }
+}
+
+// One context per upstream shared by every identity (the daemon's HTTP path): each connection presents the
+// identity set on it, never another's, and the context alone presents none.
+TEST_F(TlsHandshake, shared_context_presents_each_connections_own_identity) {
+  auto rsa = world.key(KeyType::rsa2048, 1);
+  auto ec = world.key(KeyType::ec_p256, 2);
+  auto keystore = Keystore::open(world.options());
+  auto loads = keystore->load_identities({world.identity(rsa, kTenantA), world.identity(ec, kTenantB, "dmp", "CABINET B")});
+  ASSERT_TRUE(loads[0].identity && loads[1].identity) << loads[0].error << loads[1].error;
+  auto shared = make_shared_client_context(*keystore, client_options());
+  auto srv = make_server(world, server, {});
+  // Negative: the shared context carries no certificate, so a server requiring one refuses the client.
+  Handshake none = handshake(shared.get(), srv.get());
+  EXPECT_FALSE(none.ok);
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& load : loads) {
+      Handshake h = handshake(shared.get(), srv.get(), load.identity.get());
+      expect_server_saw(h, *load.identity);
+      EXPECT_EQ(h.version, "TLSv1.3");
+    }
+  }
+}
+
+TEST(TlsHandshakeWithoutPss, shared_context_caps_an_rsa_identity_without_pss_per_connection) {
+  testkit::SoftHsmConfig config;
+  config.mechanisms =
+      "-CKM_RSA_PKCS_PSS,CKM_RSA_PKCS_PSS,CKM_SHA1_RSA_PKCS_PSS,CKM_SHA224_RSA_PKCS_PSS,CKM_SHA256_RSA_PKCS_PSS,"
+      "CKM_SHA384_RSA_PKCS_PSS,CKM_SHA512_RSA_PKCS_PSS";
+  KeystoreWorld world(config);
+  auto server = world.pki.issue_server_cert("upstream", {"dmp.test.local"}, {});
+  auto key = world.key(KeyType::rsa2048, 1);
+  auto keystore = Keystore::open(world.options());
+  auto loads = keystore->load_identities({world.identity(key)});
+  ASSERT_TRUE(loads[0].identity) << loads[0].error;
+  TlsClientOptions o;
+  o.ca_file = world.pki.ca_bundle_pem().string();
+  auto shared = make_shared_client_context(*keystore, o);
+  EXPECT_EQ(SSL_CTX_get_max_proto_version(shared.get()), TLS1_3_VERSION);  // the context is not capped
+  auto srv = make_server(world, server, {TLS1_2_VERSION, TLS1_3_VERSION, "rsa_pss_rsae_sha256:RSA+SHA256"});
+  Handshake h = handshake(shared.get(), srv.get(), loads[0].identity.get());
+  ASSERT_TRUE(h.ok) << h.error;
+  EXPECT_EQ(h.version, "TLSv1.2");  // the connection is
+  EXPECT_EQ(h.client_signature_type, NID_rsaEncryption);
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(shared.get()), &SSL_free);
+  EXPECT_THAT(present_identity(ssl.get(), *loads[0].identity, TLS1_3_VERSION), HasSubstr("lacks CKM_RSA_PKCS_PSS"));
+  EXPECT_EQ(present_identity(ssl.get(), *loads[0].identity, TLS1_2_VERSION), "");  // positive control
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <deque>
 #include <limits>
 #include <functional>
@@ -17,6 +18,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include <openssl/ssl.h>
 
 #include "orgproxy/keystore/ossl_ptr.hpp"
 
@@ -104,10 +107,18 @@ class KeyedIdlePool {
   void store_session(const PoolKey& key, keystore::SslSessionPtr session) {
     buckets_[key].session = std::move(session);
   }
-  /// The session stored for exactly `key`, or nullptr. The pool keeps ownership.
-  SSL_SESSION* session(const PoolKey& key) const {
+  /// The session stored for exactly `key`, or nullptr; nullptr too once the session's lifetime (its
+  /// SSL_SESSION timeout: the server's ticket lifetime hint in TLS 1.3, RFC 8446 §4.6.1) has passed at
+  /// `now` (seconds since the epoch): offering it would only cost a refused resumption. The pool keeps
+  /// ownership.
+  SSL_SESSION* session(const PoolKey& key, std::time_t now = std::time(nullptr)) const {
     auto it = buckets_.find(key);
-    return it == buckets_.end() ? nullptr : it->second.session.get();
+    if (it == buckets_.end() || !it->second.session) return nullptr;
+    return session_expired(it->second.session.get(), now) ? nullptr : it->second.session.get();
+  }
+  /// True when `s` is past its lifetime at `now` (seconds since the epoch).
+  static bool session_expired(const SSL_SESSION* s, std::time_t now) {
+    return static_cast<std::time_t>(SSL_SESSION_get_time(s)) + static_cast<std::time_t>(SSL_SESSION_get_timeout(s)) <= now;
   }
   /// Forgets the session of `key` (after a failed resumption or handshake).
   void forget_session(const PoolKey& key) {
@@ -115,9 +126,12 @@ class KeyedIdlePool {
     if (it != buckets_.end()) it->second.session.reset();
   }
 
-  /// Drops idle connections expired at `now`; removes buckets left empty without a session.
-  void sweep(Clock::time_point now) {
+  /// Drops idle connections expired at `now` and TLS sessions past their lifetime at `wall_now` (seconds
+  /// since the epoch); removes buckets left empty without a session. Without the session expiry, every site
+  /// ever used kept its bucket and session (a few KB) for the life of the worker.
+  void sweep(Clock::time_point now, std::time_t wall_now = std::time(nullptr)) {
     for (auto it = buckets_.begin(); it != buckets_.end();) {
+      if (it->second.session && session_expired(it->second.session.get(), wall_now)) it->second.session.reset();
       auto& idle = it->second.idle;
       std::size_t before = idle.size();
       std::erase_if(idle, [&](Entry& e) {
