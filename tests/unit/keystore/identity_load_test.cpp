@@ -66,6 +66,30 @@ TEST(KeystoreLoad, chain_file_listing_the_intermediate_first_is_reordered_leaf_f
   EXPECT_EQ(verify_identity_chain(*loads[0].identity, world.pki.ca_bundle_pem().string()), "");
 }
 
+TEST(KeystoreLoad, identities_of_one_load_share_one_copy_of_their_intermediate) {
+  KeystoreWorld world;
+  auto a_key = world.key(KeyType::ec_p256, 1, "dmp-a");
+  auto b_key = world.key(KeyType::ec_p256, 2, "dmp-b");
+  auto keystore = Keystore::open(world.options());
+  auto loads = keystore->load_identities(
+      {world.identity(a_key, kTenantA), world.identity(b_key, kTenantB, "dmp", "CABINET B")});
+  ASSERT_TRUE(loads[0].identity && loads[1].identity) << loads[0].error << loads[1].error;
+  const Identity& a = *loads[0].identity;
+  const Identity& b = *loads[1].identity;
+  ASSERT_EQ(sk_X509_num(a.intermediates()), 1);
+  ASSERT_EQ(sk_X509_num(b.intermediates()), 1);
+  // One parsed object for the intermediate both files carry; each leaf stays its own.
+  EXPECT_EQ(sk_X509_value(a.intermediates(), 0), sk_X509_value(b.intermediates(), 0));
+  EXPECT_EQ(X509_cmp(sk_X509_value(a.intermediates(), 0), world.pki.intermediate_certificate()), 0);
+  EXPECT_NE(X509_cmp(a.certificate(), b.certificate()), 0);
+  EXPECT_EQ(verify_identity_chain(b, world.pki.ca_bundle_pem().string()), "");
+  // Control: separate loads parse their own copies (the sharing is the load's, not a process-wide cache).
+  auto again = keystore->load_identities({world.identity(a_key, kTenantA)});
+  ASSERT_TRUE(again[0].identity) << again[0].error;
+  EXPECT_NE(sk_X509_value(again[0].identity->intermediates(), 0), sk_X509_value(a.intermediates(), 0));
+  EXPECT_EQ(X509_cmp(sk_X509_value(again[0].identity->intermediates(), 0), sk_X509_value(a.intermediates(), 0)), 0);
+}
+
 TEST(KeystoreLoad, certificate_whose_ou_is_not_the_tenant_is_refused) {
   KeystoreWorld world;
   auto rsa = world.key(KeyType::rsa2048, 1);
