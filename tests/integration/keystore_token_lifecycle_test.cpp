@@ -105,8 +105,11 @@ TEST_F(KeystoreTokenLifecycle, token_initialised_while_running_is_found_at_sighu
   EXPECT_EQ(get(daemon.port(), tenant_c).header("X-Orgproxy-Error"), "identity_unavailable");
 
   const int ok_before_reload = load.ok;
+  const int signs_before_reload = shim_calls("C_SignInit", "Cabinet A");
   reload(daemon, 2);
   ASSERT_TRUE(wait_for_ok(ok_before_reload + 10)) << daemon.log();
+  // A made new handshakes after the re-initialisation: signed in the token with its key found again.
+  EXPECT_GT(shim_calls("C_SignInit", "Cabinet A"), signs_before_reload);
   auto rc = get(daemon.port(), tenant_c);
   EXPECT_EQ(rc.status, 200) << rc.header("X-Orgproxy-Error") << daemon.log();
   EXPECT_EQ(rc.header("X-Client-DN"), c.dn);
