@@ -138,24 +138,25 @@ TEST_F(MailTls, smtp_commands_pipelined_after_the_ris_starttls_are_discarded_and
   tk::TlsScriptServer upstream(script_options(), recording_smtp(seen));
   const std::uint16_t port = start("smtp-starttls", upstream.port(), tls_yaml());
 
-  Client client(port);
-  EXPECT_EQ(client.read_line().rfind("220 ", 0), 0u);
-  // C23: one write, the injection behind STARTTLS.
-  client.send("EHLO ris.local\r\nSTARTTLS\r\nRSET\r\nMAIL FROM:<a@ris.local>\r\n");
-  EXPECT_EQ(read_reply(client), "250-orgproxy\n250 STARTTLS\n");
-  EXPECT_EQ(client.read_line().rfind("220 ", 0), 0u);
-  TlsClient tls(client, ca(), &ris_cert_);
-  ASSERT_TRUE(tls.ok()) << daemon_->log();
-  // Session state reset: the client greets again and is offered no second STARTTLS.
-  tls.send("EHLO ris.local\r\n");
-  const std::string caps = tls.read_until("250 ");
-  EXPECT_EQ(caps.find("STARTTLS"), std::string::npos) << caps;
-  // Positive control: the same command sent inside TLS is executed.
-  tls.send("MAIL FROM:<b@ris.local>\r\n");
-  EXPECT_EQ(tls.read_line(), "250 ok");
-  tls.send("QUIT\r\n");
-  EXPECT_EQ(tls.read_line(), "221 bye");
-
+  {
+    Client client(port);
+    EXPECT_EQ(client.read_line().rfind("220 ", 0), 0u);
+    // C23: one write, the injection behind STARTTLS.
+    client.send("EHLO ris.local\r\nSTARTTLS\r\nRSET\r\nMAIL FROM:<a@ris.local>\r\n");
+    EXPECT_EQ(read_reply(client), "250-orgproxy\n250 STARTTLS\n");
+    EXPECT_EQ(client.read_line().rfind("220 ", 0), 0u);
+    TlsClient tls(client, ca(), &ris_cert_);
+    ASSERT_TRUE(tls.ok()) << daemon_->log();
+    // Session state reset: the client greets again and is offered no second STARTTLS.
+    tls.send("EHLO ris.local\r\n");
+    const std::string caps = tls.read_until("250 ");
+    EXPECT_EQ(caps.find("STARTTLS"), std::string::npos) << caps;
+    // Positive control: the same command sent inside TLS is executed.
+    tls.send("MAIL FROM:<b@ris.local>\r\n");
+    EXPECT_EQ(tls.read_line(), "250 ok");
+    tls.send("QUIT\r\n");
+    EXPECT_EQ(tls.read_line(), "221 bye");
+  }  // the session ends with the client: its log line is written then
   auto f = seen.get_future();
   ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
   const auto lines = f.get();
@@ -255,6 +256,10 @@ TEST_F(MailTls, imap_login_before_starttls_is_refused_with_privacyrequired_and_a
   Client client(port);
   client.read_line();
   client.send("a1 LOGIN ris secret\r\n");
-  const std::string login = client.read_line();
-  EXPECT_EQ(login.rfind("a1 OK", 0), 0u) << login << daemon_->log() << dovecot.log();
+  std::string login;
+  for (std::string line; !(line = client.read_line()).empty();) {
+    login += line + "\n";
+    if (line.rfind("a1 ", 0) == 0) break;
+  }
+  EXPECT_NE(login.find("a1 OK"), std::string::npos) << login << daemon_->log() << dovecot.log();
 }
