@@ -1,8 +1,8 @@
-// A TLS client (upstream) or server (the RIS side of an L4 listener with `tls`) over a connected TCP socket,
-// driven through memory BIOs. Unlike asio::ssl::stream, each
-// direction closes on its own (field case C22): close_write() sends close_notify and a TCP FIN while
-// read_some() keeps returning the peer's data until its own close_notify or FIN. Used by the L4 tunnel
-// and STARTTLS listeners on both sides; HTTP keeps Beast's ssl_stream (pooled connections, no half-close).
+// A TLS client (upstream) or server (the RIS side of an L4 listener with `tls`) over a connected TCP
+// socket, driven through memory BIOs. Unlike asio::ssl::stream, each direction closes on its own (field
+// case C22): close_write() sends close_notify and a TCP FIN while read_some() keeps returning the peer's
+// data until its own close_notify or FIN. Used on both sides of the L4 tunnel and STARTTLS listeners;
+// HTTP keeps Beast's ssl_stream (pooled connections, no half-close).
 #pragma once
 
 #include <chrono>

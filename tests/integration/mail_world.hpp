@@ -86,15 +86,17 @@ class Dovecot {
   std::unique_ptr<tk::ChildProcess> process_;
 };
 
-// aiosmtpd (tests/integration/data/aiosmtpd_mtls.py): STARTTLS required, client certificate required.
+// aiosmtpd (tests/integration/data/aiosmtpd_mtls.py): STARTTLS required, client certificate required; or,
+// `implicit`, TLS from the first byte (SMTPS), client certificate required.
 class Aiosmtpd {
  public:
-  Aiosmtpd(const fs::path& dir, const tk::IssuedFiles& server, const std::string& client_ca)
+  Aiosmtpd(const fs::path& dir, const tk::IssuedFiles& server, const std::string& client_ca, bool implicit = false)
       : port_(tk::free_loopback_port()), dir_(dir) {
     fs::create_directories(dir / "spool");
     process_ = std::make_unique<tk::ChildProcess>(tk::ProcessSpec{
         {kPython, std::string(ORGPROXY_SOURCE_DIR) + "/tests/integration/data/aiosmtpd_mtls.py", server.chain.string(),
-         server.key.string(), client_ca, std::to_string(port_), (dir / "spool").string()},
+         server.key.string(), client_ca, std::to_string(port_), (dir / "spool").string(),
+         implicit ? "implicit" : "starttls"},
         {},
         (dir / "aiosmtpd.log").string(),
         dir.string()});

@@ -105,6 +105,17 @@ TEST_F(MailTls, imaps_tunnel_takes_implicit_tls_from_the_ris_and_reaches_imaps_a
   EXPECT_TRUE(daemon_->wait_for_log("\"method\":\"TUNNEL\"")) << daemon_->log();
 }
 
+TEST_F(MailTls, smtps_tunnel_takes_implicit_tls_from_the_ris_and_delivers_as_the_site) {
+  Aiosmtpd smtps(tmp_.subdir("aiosmtpd"), world_->upstream_server_cert(), ca(), /*implicit=*/true);
+  const std::uint16_t port = start("tunnel", smtps.port(), tls_yaml());
+  auto sent = curl(with_tls({"smtps://127.0.0.1:" + std::to_string(port), "--mail-from", "ris@site-a.mssante.example",
+                             "--mail-rcpt", "dr@hopital.mssante.example", "-T", message("CR-MAMMO-0815")}));
+  ASSERT_EQ(sent.exit_code, 0) << sent.output << daemon_->log() << smtps.log();
+  EXPECT_NE(read_text(smtps.spool() / "msg-1.eml").find("Subject: CR-MAMMO-0815"), std::string::npos);
+  const std::string peer = read_text(smtps.spool() / "peer-1.txt");
+  EXPECT_NE(peer.find("OU=" + std::string(kA)), std::string::npos) << "upstream, the site's certificate: " << peer;
+}
+
 namespace {
 // What a scripted SMTP upstream received inside TLS (after orgproxy's own STARTTLS towards it).
 tk::TlsScriptServer::Script recording_smtp(std::promise<std::vector<std::string>>& seen) {
