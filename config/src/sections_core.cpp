@@ -259,6 +259,9 @@ void parse_listener_tls(const MapView& m, Listener& l, bool allow_pin_value) {
   ListenerTls tls;
   tls.mark = t.mark();
   if (auto v = t.path("cert", true)) tls.cert_file = *v;
+  tls.cert_mark = t.value_mark("cert");
+  tls.key_mark = t.value_mark("key");
+  tls.client_ca_mark = t.value_mark("client_ca");
   if (auto k = t.text("key", true)) {
     if (k->value.starts_with("pkcs11:")) {
       auto check = check_pkcs11_key_uri(k->value, allow_pin_value);

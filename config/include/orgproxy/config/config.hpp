@@ -90,6 +90,7 @@ struct UpstreamProxy {
   /// TCP connect to the proxy plus its answer to CONNECT (default: the upstream's connect_timeout).
   std::chrono::milliseconds connect_timeout{5000};
   SourceMark mark;
+  SourceMark credentials_mark;  ///< of the credentials_file value (file checks name it)
   bool operator==(const UpstreamProxy&) const = default;
 };
 
@@ -161,6 +162,7 @@ struct ListenerTls {
   std::string client_ca_file;  ///< CAs that sign client certificates ("" = client certificates not requested)
   bool require_client_cert = false;
   SourceMark mark;
+  SourceMark cert_mark, key_mark, client_ca_mark;  ///< of each value (file checks name them)
   bool operator==(const ListenerTls&) const = default;
 };
 
