@@ -142,30 +142,51 @@ const char* check_request_framing(const http::fields& fields, unsigned version) 
 }
 
 void remove_hop_by_hop(http::fields& fields, std::string_view also_remove) {
-  // Collect the names listed in Connection first: erasing while iterating the token list is not safe.
-  std::array<std::string, 8> named_fixed;
-  std::vector<std::string> named_more;
+  // Runs twice per request: one pass to collect the names listed in Connection, one pass erasing by
+  // iterator, instead of a name lookup in the field set for each of the ten kinds of hop-by-hop field.
+  std::array<std::string_view, 8> named_fixed;
+  std::vector<std::string_view> named_more;
   std::size_t named = 0;
   for (auto const& f : fields) {
     if (f.name() != http::field::connection) continue;
     for (auto tok : http::token_list{f.value()}) {
       if (named < named_fixed.size())
-        named_fixed[named++] = std::string(tok);
+        named_fixed[named++] = std::string_view(tok.data(), tok.size());
       else
-        named_more.emplace_back(tok);
+        named_more.emplace_back(tok.data(), tok.size());
     }
   }
-  for (std::size_t i = 0; i < named; ++i) fields.erase(named_fixed[i]);
-  for (auto const& n : named_more) fields.erase(n);
-  fields.erase(http::field::connection);
-  fields.erase(http::field::keep_alive);
-  fields.erase(http::field::te);
-  fields.erase(http::field::trailer);
-  fields.erase(http::field::transfer_encoding);
-  fields.erase(http::field::upgrade);
-  fields.erase(http::field::proxy_authorization);
-  fields.erase(http::field::proxy_connection);
-  if (!also_remove.empty()) fields.erase(also_remove);
+  auto listed = [&](std::string_view name) {
+    if (!also_remove.empty() && iequals(name, also_remove)) return true;
+    for (std::size_t i = 0; i < named; ++i)
+      if (iequals(name, named_fixed[i])) return true;
+    for (auto n : named_more)
+      if (iequals(name, n)) return true;
+    return false;
+  };
+  // The names are views into the Connection values: Connection itself is erased last.
+  bool has_connection = false;
+  for (auto it = fields.begin(); it != fields.end();) {
+    bool hop = false;
+    switch (it->name()) {
+      case http::field::connection:
+        has_connection = true;
+        break;
+      case http::field::keep_alive:
+      case http::field::te:
+      case http::field::trailer:
+      case http::field::transfer_encoding:
+      case http::field::upgrade:
+      case http::field::proxy_authorization:
+      case http::field::proxy_connection:
+        hop = true;
+        break;
+      default:
+        hop = listed(std::string_view(it->name_string().data(), it->name_string().size()));
+    }
+    it = hop ? fields.erase(it) : std::next(it);
+  }
+  if (has_connection) fields.erase(http::field::connection);
 }
 
 namespace {
