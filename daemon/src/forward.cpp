@@ -245,6 +245,10 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   if (request_complete && upstream_keep_alive && res->is_done() && !res->need_eof() && x.worker.pool_accepts(x.rt)) {
     if (x.upstream_read_buffer && conn->buffer.size() == 0) swap(conn->buffer, *x.upstream_read_buffer);
     release_upstream(pool, key, std::move(conn), u);
+    // A graceful shutdown that began during this exchange has already emptied the pool: what was just
+    // released is retired at once (close_notify, counted until closed) instead of lingering until the
+    // worker ends and going with a bare FIN.
+    if (x.worker.stopping()) pool.clear();
   }
   co_return out;
 }
