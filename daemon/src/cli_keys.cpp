@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -303,6 +304,16 @@ void add_keys_command(CLI::App& app) {
 
 namespace {
 
+/// "2027-03-01T12:00:00Z" (RFC 3339, UTC, seconds).
+std::string iso8601_utc(std::chrono::system_clock::time_point t) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
 int run_check(const KeysOptions& o) {
   auto cfg = load(o.config);
   std::vector<keystore::IdentitySpec> specs;
@@ -322,7 +333,12 @@ int run_check(const KeysOptions& o) {
     // rule, validity dates.
     if (!loads[i].error.empty()) problems.push_back(loads[i].error);
     if (const auto& id = loads[i].identity) {
+      // The certificate actually loaded, wherever it came from: with no cert: file it is the token's object,
+      // which the administrator otherwise cannot see without pkcs11-tool.
+      r["cert_source"] = specs[i].cert_file.empty() ? "token" : "file";
       r["subject"] = id->subject();
+      r["serial"] = id->serial_hex();
+      r["not_after"] = iso8601_utc(id->not_after());
       r["days_to_expiry"] = std::chrono::duration_cast<std::chrono::hours>(id->not_after() - now).count() / 24;
       bool any_upstream = false;
       for (auto const& [name, u] : cfg->upstreams) {

@@ -63,4 +63,24 @@ asio::awaitable<ConnectOutcome> connect_in_turn(beast::tcp_stream& stream, const
   co_return out;
 }
 
+asio::awaitable<ConnectOutcome> connect_upstream(beast::tcp_stream& stream, const std::string& host,
+                                                 const std::string& port, std::chrono::milliseconds connect_timeout,
+                                                 const EgressProxy* proxy) {
+  ConnectOutcome out;
+  if (proxy) {
+    TunnelOutcome t = co_await open_tunnel(stream, *proxy);
+    out.ec = t.ec;
+    out.detail = std::move(t.detail);
+    out.proxy_status = t.proxy_status;
+  } else {
+    out = co_await connect_in_turn(stream, host, port, connect_timeout);
+  }
+  stream.expires_never();
+  if (out.ec) co_return out;
+  boost::system::error_code ignored;
+  stream.socket().set_option(tcp::no_delay(true), ignored);
+  out.endpoint = stream.socket().remote_endpoint(ignored);
+  co_return out;
+}
+
 }  // namespace orgproxy::daemon

@@ -260,10 +260,15 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     RequestId id = worker.next_request_id();
 
     linger = true;
+    if (hr.ec == beast::error::timeout && hr.got_bytes) {  // a head started and stalled (slowloris)
+      co_await answer_head_error(down, *listener, ErrorCode::header_timeout, id.view(),
+                                 "request head not complete within header_timeout");
+      break;
+    }
     if (hr.ec) {
       linger = false;
       break;
-    }  // EOF, reset, idle or header deadline (slowloris), shutdown wake-up: close quietly
+    }  // EOF, reset, idle deadline, silence before a first byte, shutdown wake-up: close quietly
     if (hr.status == HeadScan::Status::too_large) {
       co_await answer_head_error(down, *listener, ErrorCode::headers_too_large, id.view(), hr.reason);
       break;

@@ -28,6 +28,7 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::upstream_protocol: return "upstream_protocol";
     case ErrorCode::identity_unavailable: return "identity_unavailable";
     case ErrorCode::upstream_timeout: return "upstream_timeout";
+    case ErrorCode::header_timeout: return "header_timeout";
   }
   return "internal";
 }
@@ -43,6 +44,7 @@ unsigned status_of(ErrorCode code) {
     case ErrorCode::vihf_mismatch:
     case ErrorCode::identity_missing: return 403;
     case ErrorCode::no_route: return 404;
+    case ErrorCode::header_timeout: return 408;
     case ErrorCode::request_too_large: return 413;
     case ErrorCode::headers_too_large: return 431;
     case ErrorCode::rate_limited: return 429;

@@ -60,10 +60,10 @@ struct Exchange {
   bool strip_authorization = false;  ///< the bearer token was for orgproxy: not forwarded
   const PeerAddress* peer = nullptr;
   CountedClient* counted = nullptr;
-  std::string_view source_tenant;    ///< per connection (see SelectionInput)
+  std::string_view source_tenant{};  ///< per connection (see SelectionInput)
   const PeerCertificate* peer_cert = nullptr;  ///< the connection's verified client certificate, if any
-  ClientCertTenant cert_tenant;                 ///< per connection and snapshot (see SelectionInput)
-  std::optional<Vihf> vihf;           ///< the request's VIHF, when read (vihf_gate.hpp)
+  ClientCertTenant cert_tenant{};               ///< per connection and snapshot (see SelectionInput)
+  std::optional<Vihf> vihf{};         ///< the request's VIHF, when read (vihf_gate.hpp)
   const char* vihf_issuer_check = "not_configured";  ///< for the audit line: match, mismatch, unavailable
   /// Session-owned storage reused across requests (no allocation per request once grown): the wire form
   /// of a message head written with its body in one write, and the upstream read buffer lent to whichever

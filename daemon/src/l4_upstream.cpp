@@ -3,15 +3,17 @@
 #include <chrono>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include "async_util.hpp"
+#include "dns.hpp"
 #include "l4_deadline.hpp"
 #include "orgproxy/daemon/metrics.hpp"
 #include "starttls.hpp"
@@ -19,12 +21,12 @@
 namespace orgproxy::daemon {
 
 namespace asio = boost::asio;
+namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 using config::ListenerMode;
 
 namespace {
-
 
 // RFC 5321 §4.1.3 address literal of our end of the upstream connection, for EHLO.
 std::string ehlo_name(const tcp::socket& s) {
@@ -70,24 +72,16 @@ asio::awaitable<Attempt> attempt(ListenerMode mode, const UpstreamState& up, con
   auto ex = co_await asio::this_coro::executor;
   tcp::socket socket(ex);
   {
-    tcp::resolver resolver(ex);
-    L4Deadline deadline(ex, u.connect_timeout, [&] {
-      resolver.cancel();
-      error_code ignored;
-      socket.close(ignored);
-    });
-    auto [rec, endpoints] = co_await resolver.async_resolve(u.host, up.port_text, nothrow);
-    if (rec)
-      co_return fail(deadline.expired() ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect,
-                     "resolve " + u.host + ": " + rec.message());
+    // The same dial as HTTP forwarding: the egress proxy when configured, else every address in turn.
+    beast::tcp_stream stream(ex);
     const auto started = std::chrono::steady_clock::now();
-    auto [cec, ep] = co_await asio::async_connect(socket, endpoints, nothrow);
+    ConnectOutcome c = co_await connect_upstream(stream, u.host, up.port_text, u.connect_timeout,
+                                                 up.proxy ? &*up.proxy : nullptr);
     r.connect_ms = ms_since(started);
-    if (cec || deadline.expired())
-      co_return fail(deadline.expired() ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect,
-                     "connect " + up.authority + ": " + cec.message());
-    error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
+    if (c.ec)
+      co_return fail(c.ec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect,
+                     std::move(c.detail));
+    socket = stream.release_socket();
   }
 
   // The plaintext dialogue: the client is not greeted yet, so none of its bytes go up in clear.

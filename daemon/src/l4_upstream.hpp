@@ -24,8 +24,9 @@ struct L4Upstream {
   std::size_t discarded = 0;     ///< C23: upstream bytes dropped after its STARTTLS answer
 };
 
-/// Opens the upstream of an L4 listener of `mode` for `identity` (context `ctx`): connect within
-/// connect_timeout, dialogue and handshake each within handshake_timeout; SNI and verification name from
+/// Opens the upstream of an L4 listener of `mode` for `identity` (context `ctx`): the TCP dial of HTTP
+/// forwarding (connect_upstream: through the upstream's egress proxy when configured, else every address
+/// of its host in turn, within connect_timeout), dialogue and handshake each within handshake_timeout; SNI and verification name from
 /// `up`; the TLS session stored under exactly `key` offered, and one fresh attempt without it when an
 /// upstream fails the handshake over it (as dial_upstream does). Errors: upstream_connect, upstream_timeout,
 /// upstream_tls (also: no STARTTLS offered), upstream_protocol, identity_unavailable. Never throws.

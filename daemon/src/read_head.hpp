@@ -3,20 +3,25 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 
+#include "l4_deadline.hpp"
 #include "orgproxy/daemon/http_rules.hpp"
 
 namespace orgproxy::daemon {
 
 struct HeadRead {
-  boost::system::error_code ec;  ///< transport error or timeout (beast::error::timeout)
+  /// Transport error or timeout (beast::error::timeout). A timeout with got_bytes leaves the socket open
+  /// (the head's deadline cancels the read instead of closing), so a 408 can still be answered.
+  boost::system::error_code ec;
   HeadScan::Status status = HeadScan::Status::incomplete;  ///< complete on success
   const char* reason = "";
   bool got_bytes = false;  ///< any byte of this head arrived (false: clean EOF/idle timeout between messages)
@@ -38,13 +43,26 @@ boost::asio::awaitable<HeadRead> read_head(Stream& stream, boost::beast::flat_bu
   namespace asio = boost::asio;
   HeadRead r;
   auto& tcp = boost::beast::get_lowest_layer(stream);
-  bool head_deadline_set = false;
-  if (buffer.size() == 0 && !whole_head_from_now) {
+  // Once the head has started, its deadline cancels the read rather than closing the socket (as a
+  // tcp_stream expiry does): a client whose request line has started is owed a 408 (RFC 9110 §15.5.9).
+  std::optional<L4Deadline> head_deadline;
+  std::chrono::steady_clock::time_point head_deadline_at;
+  auto arm_head_deadline = [&] {
+    tcp.expires_never();
+    head_deadline_at = std::chrono::steady_clock::now() + whole_head;
+    head_deadline.emplace(tcp.get_executor(), whole_head, [&tcp] {
+      boost::system::error_code ignored;
+      tcp.socket().cancel(ignored);
+    });
+  };
+  if (buffer.size() == 0 && !whole_head_from_now)
     tcp.expires_after(first_byte);
-  } else {
-    tcp.expires_after(whole_head);
-    head_deadline_set = true;
-  }
+  else
+    arm_head_deadline();
+  // What follows the head (body reads, error answers) stays bounded by the head's deadline, as before.
+  auto keep_deadline = [&] {
+    if (head_deadline) tcp.expires_at(head_deadline_at);
+  };
   for (;;) {
     if (buffer.size() > 0) {
       r.got_bytes = true;
@@ -57,19 +75,25 @@ boost::asio::awaitable<HeadRead> read_head(Stream& stream, boost::beast::flat_bu
         parser.put(asio::buffer(data.data(), scan.head_bytes), r.parse_ec);
         if (!r.parse_ec && !parser.is_header_done()) r.parse_ec = boost::beast::http::error::partial_message;
         buffer.consume(scan.head_bytes);
+        keep_deadline();
         co_return r;
       }
-      if (scan.status != HeadScan::Status::incomplete) co_return r;
-      if (!head_deadline_set) {
-        tcp.expires_after(whole_head);
-        head_deadline_set = true;
+      if (scan.status != HeadScan::Status::incomplete) {
+        keep_deadline();
+        co_return r;
       }
+      if (!head_deadline) arm_head_deadline();
+    }
+    if (head_deadline && head_deadline->expired()) {  // fired while a read was completing with bytes
+      r.ec = boost::beast::error::timeout;
+      co_return r;
     }
     auto [ec, n] = co_await stream.async_read_some(buffer.prepare(read_bytes), asio::as_tuple(asio::use_awaitable));
     buffer.commit(n);
     if (ec && n == 0) {
-      r.ec = ec;
+      r.ec = head_deadline && head_deadline->expired() ? boost::system::error_code(boost::beast::error::timeout) : ec;
       r.got_bytes = buffer.size() > 0;
+      if (r.ec != boost::beast::error::timeout) keep_deadline();
       co_return r;
     }
   }

@@ -64,27 +64,15 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
     auto conn = std::make_unique<UpstreamConnection>(ex, ctx);
     auto& tcp_layer = beast::get_lowest_layer(conn->stream);
     const auto connect_started = std::chrono::steady_clock::now();
-    if (up.proxy) {
-      TunnelOutcome t = co_await open_tunnel(tcp_layer, *up.proxy);
-      r.connect_ms = ms_since(connect_started);
-      if (t.ec) {
-        r.error = t.timed_out ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
-        r.detail = std::move(t.detail);
-        metrics().observe_handshake(u.name, r.error, 0);
-        co_return r;
-      }
-    } else {
-      ConnectOutcome c = co_await connect_in_turn(tcp_layer, u.host, up.port_text, u.connect_timeout);
-      r.connect_ms = ms_since(connect_started);
-      if (c.ec) {
-        r.error = c.ec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
-        r.detail = std::move(c.detail);
-        metrics().observe_handshake(u.name, r.error, 0);
-        co_return r;
-      }
+    ConnectOutcome c = co_await connect_upstream(tcp_layer, u.host, up.port_text, u.connect_timeout,
+                                                 up.proxy ? &*up.proxy : nullptr);
+    r.connect_ms = ms_since(connect_started);
+    if (c.ec) {
+      r.error = c.ec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_connect;
+      r.detail = std::move(c.detail);
+      metrics().observe_handshake(u.name, r.error, 0);
+      co_return r;
     }
-    boost::system::error_code opt_ec;
-    tcp_layer.socket().set_option(tcp::no_delay(true), opt_ec);
 
     SSL* ssl = conn->stream.native_handle();
     if (!up.sni.empty()) SSL_set_tlsext_host_name(ssl, up.sni.c_str());

@@ -3,6 +3,7 @@
 #include "admin_keys.hpp"
 
 #include <map>
+#include <memory>
 #include <set>
 #include <vector>
 
@@ -259,7 +260,8 @@ std::string import_pkcs12_file(Token& token, const std::string& tenant_id, const
   STACK_OF(X509)* ca = nullptr;
   const int parsed = PKCS12_parse(p12, password.c_str(), &key_raw, &cert_raw, &ca);
   PKCS12_free(p12);
-  sk_X509_pop_free(ca, X509_free);
+  std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> ca_certificates(
+      ca, [](STACK_OF(X509)* stack) { sk_X509_pop_free(stack, X509_free); });
   EvpPkeyPtr key(key_raw);
   X509Ptr cert(cert_raw);
   ERR_clear_error();
@@ -336,7 +338,27 @@ std::string import_pkcs12_file(Token& token, const std::string& tenant_id, const
            "C_CreateObject (private key)");
   check_ck(s.f()->C_CreateObject(s.get(), pub.data(), pub.size(), &h), token.display(), "C_CreateObject (public key)");
   store_certificate(token, s, cert.get(), label, label);
-  spdlog::info("keystore: {}: key and certificate '{}' imported (sensitive, not extractable)", token.display(), label);
+  // The CA certificates of the file go to the token too (once each), as install-cert does with a chain file's
+  // intermediates: an identity configured without a cert: file then presents [leaf, intermediate], which an
+  // upstream trusting only the IGC Santé root needs.
+  const int ca_count = ca_certificates ? sk_X509_num(ca_certificates.get()) : 0;
+  int ca_stored = 0;
+  if (ca_count > 0) {
+    std::set<std::string> on_token;
+    CK_OBJECT_CLASS cert_class = CKO_CERTIFICATE;
+    for (CK_OBJECT_HANDLE h :
+         find_objects(s.f(), s.get(), {attr(CKA_CLASS, &cert_class, sizeof cert_class)}, token.display()))
+      on_token.insert(read_attributes(s.f(), s.get(), h, {CKA_VALUE})[CKA_VALUE]);
+    for (int i = 0; i < ca_count; ++i) {
+      X509* ca_cert = sk_X509_value(ca_certificates.get(), i);
+      if (!on_token.insert(der_of(ca_cert)).second) continue;
+      store_ca_certificate(token, s, ca_cert);
+      ++ca_stored;
+    }
+  }
+  spdlog::info("keystore: {}: key and certificate '{}' imported (sensitive, not extractable); {} CA certificate(s) "
+               "of the file stored ({} already on the token)",
+               token.display(), label, ca_stored, ca_count - ca_stored);
   return key_uri(token, label);
 }
 

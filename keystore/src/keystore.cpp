@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -49,9 +50,11 @@ class KeystoreImpl final : public Keystore {
     std::lock_guard lock(mutex_);
     try {
       refresh_tokens_locked();
+      if (!modules_fresh_) reinitialise_for_missing_tokens_locked(specs);
     } catch (const KeystoreError& e) {
       spdlog::error("keystore: token discovery failed: {}", e.what());
     }
+    modules_fresh_ = false;
     std::map<Token*, TokenIndex> index;  // one search per token per load
     std::map<Token*, KeyObjectIndex> key_lookup;  // its keys by label and id (views into `index`)
     const bool certificates_on_tokens =
@@ -104,6 +107,49 @@ class KeystoreImpl final : public Keystore {
       return true;
     });
   }
+
+  /// Field case C21 (d): a module that reads its token list only at C_Initialize (SoftHSMv2 2.6, where
+  /// `softhsm2-util --init-token` while we run adds a token directory we never see) is re-initialised when a
+  /// key URI names a token that none of our tokens matches, and only then: a re-initialisation pauses every
+  /// sign on the module and costs one C_Login per token, which a reload that finds all its tokens has no
+  /// reason to pay. Modules the URI's module attributes rule out are left alone. Never right after open()
+  /// (the slot list was read at C_Initialize a moment ago), hence `modules_fresh_`.
+  void reinitialise_for_missing_tokens_locked(const std::vector<IdentitySpec>& specs) {
+    std::set<Module*> to_reinitialise;
+    std::vector<std::string> missing;
+    for (const IdentitySpec& spec : specs) {
+      if (spec.key.rfind("pkcs11:", 0) != 0) continue;
+      std::optional<KeyUri> uri;
+      try {
+        uri = KeyUri::parse(spec.key, options_.allow_pin_value);
+      } catch (const KeystoreError&) {
+        continue;  // load_one reports it
+      }
+      const bool known = std::any_of(tokens_.begin(), tokens_.end(), [&](const auto& entry) {
+        return uri->matches_module(entry.second->module()) && uri->matches_token(entry.second->info());
+      });
+      if (known) continue;
+      missing.push_back(uri->display());
+      for (const auto& module : modules_)
+        if (uri->matches_module(*module)) to_reinitialise.insert(module.get());
+    }
+    if (to_reinitialise.empty()) return;
+    spdlog::info("keystore: no token found for {} key URI(s) (first: {}); re-initialising the module(s) to look "
+                 "for tokens created since",
+                 missing.size(), missing.front());
+    for (Module* module : to_reinitialise) {
+      try {
+        if (module->reinitialise(kQuiesceWait)) stats_->record_recovery("module_reinitialised");
+      } catch (const KeystoreError& e) {
+        spdlog::error("keystore: {}", e.what());
+      }
+    }
+    refresh_tokens_locked();
+  }
+
+  /// How long a re-initialisation waits for the signs in flight (each takes milliseconds; a longer wait means
+  /// a token that does not answer, and the reload then goes on without re-initialising).
+  static constexpr std::chrono::milliseconds kQuiesceWait{10000};
 
   std::string pin_for(const KeyUri& uri) const {
     if (uri.pin_value()) return *uri.pin_value();
@@ -222,6 +268,7 @@ class KeystoreImpl final : public Keystore {
   std::shared_ptr<StatsRecorder> stats_ = std::make_shared<StatsRecorder>();
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Token>> tokens_;
+  bool modules_fresh_ = true;  ///< no load_identities since the modules were initialised
 };
 
 }  // namespace

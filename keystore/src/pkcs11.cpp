@@ -1,5 +1,6 @@
 #include "pkcs11.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -62,6 +63,39 @@ void check_ck(CK_RV rv, const std::string& what, const char* call) {
   if (rv != CKR_OK) throw KeystoreError(what + ": " + call + " failed: " + ckr_name(rv), rv);
 }
 
+void ModuleGate::lock_shared() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return !writer_ && writers_waiting_ == 0; });
+  ++readers_;
+}
+
+void ModuleGate::unlock_shared() {
+  {
+    std::lock_guard lock(mutex_);
+    --readers_;
+  }
+  changed_.notify_all();
+}
+
+bool ModuleGate::try_lock_for(std::chrono::milliseconds max_wait) {
+  std::unique_lock lock(mutex_);
+  ++writers_waiting_;
+  const bool got = changed_.wait_for(lock, max_wait, [&] { return !writer_ && readers_ == 0; });
+  --writers_waiting_;
+  if (got) writer_ = true;
+  lock.unlock();
+  if (!got) changed_.notify_all();  // the readers held back by our wait may go on
+  return got;
+}
+
+void ModuleGate::unlock() {
+  {
+    std::lock_guard lock(mutex_);
+    writer_ = false;
+  }
+  changed_.notify_all();
+}
+
 Module::Module(std::string name, std::string path) : name_(std::move(name)), path_(std::move(path)) {
   display_name_ = name_.empty() ? path_ : name_;
   if (!path_.empty()) {
@@ -105,6 +139,49 @@ Module::~Module() {
   if (functions_ == nullptr) return;
   p11_kit_module_finalize(functions_);
   p11_kit_module_release(functions_);
+}
+
+void Module::add_user(User* user) {
+  std::lock_guard lock(users_mutex_);
+  users_.push_back(user);
+}
+
+void Module::remove_user(User* user) {
+  std::lock_guard lock(users_mutex_);
+  std::erase(users_, user);
+}
+
+bool Module::reinitialise(std::chrono::milliseconds max_wait) {
+  const auto start = std::chrono::steady_clock::now();
+  if (!gate_.try_lock_for(max_wait)) {
+    spdlog::error("keystore: PKCS#11 module {}: calls in flight did not end within {} ms; re-initialisation "
+                  "postponed to the next reload",
+                  display_name_, max_wait.count());
+    return false;
+  }
+  std::unique_lock<ModuleGate> exclusive(gate_, std::adopt_lock);
+  // Managed mode: p11-kit closes the sessions this instance opened, then C_Finalize (when it holds the only
+  // initialisation), then C_Initialize with CKF_OS_LOCKING_OK.
+  p11_kit_module_finalize(functions_);
+  CK_RV rv = p11_kit_module_initialize(functions_);
+  std::vector<User*> users;
+  {
+    std::lock_guard lock(users_mutex_);
+    users = users_;
+  }
+  if (rv == CKR_OK) reinitialisations_.fetch_add(1, std::memory_order_acq_rel);
+  // Even after a failed C_Initialize the users must forget their sessions: they are gone either way (their
+  // own recovery then finds the module not answering and marks their tokens absent).
+  for (User* user : users) user->module_reinitialised();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  if (rv != CKR_OK)
+    throw KeystoreError("PKCS#11 module " + display_name_ + ": C_Initialize failed at re-initialisation: " +
+                            ckr_name(rv),
+                        rv);
+  spdlog::warn("keystore: PKCS#11 module {} re-initialised to find new tokens; signing paused {} ms", display_name_,
+               ms);
+  return true;
 }
 
 std::vector<CK_SLOT_ID> Module::slots_with_token() const {

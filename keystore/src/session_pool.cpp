@@ -17,6 +17,7 @@ SessionPool::~SessionPool() {
 
 SessionPool::Lease SessionPool::borrow() {
   unsigned long generation = 0;
+  CK_SLOT_ID slot = 0;
   {
     std::unique_lock lock(mutex_);
     available_.wait(lock, [&] { return !idle_.empty() || open_ < max_sessions_; });
@@ -27,9 +28,10 @@ SessionPool::Lease SessionPool::borrow() {
     }
     ++open_;  // reserve the slot, open outside the lock
     generation = generation_;
+    slot = slot_;
   }
   CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
-  CK_RV rv = f_->C_OpenSession(slot_, CKF_SERIAL_SESSION, nullptr, nullptr, &h);
+  CK_RV rv = f_->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &h);
   if (rv != CKR_OK) {
     {
       std::lock_guard lock(mutex_);
@@ -55,6 +57,10 @@ void SessionPool::give_back(CK_SESSION_HANDLE handle, unsigned long generation, 
       return;
     }
     --open_;
+    if (generation < abandoned_below_) {
+      available_.notify_one();
+      return;  // a session of before a re-initialisation: its handle may be someone else's now
+    }
   }
   f_->C_CloseSession(handle);  // outside the lock; its result does not matter (the session may be gone)
   available_.notify_one();
@@ -69,6 +75,22 @@ void SessionPool::flush() {
     open_ -= static_cast<unsigned>(dead.size());
   }
   for (CK_SESSION_HANDLE h : dead) f_->C_CloseSession(h);
+  available_.notify_all();
+}
+
+}  // namespace orgproxy::keystore
+
+namespace orgproxy::keystore {
+
+void SessionPool::abandon(CK_SLOT_ID slot) {
+  {
+    std::lock_guard lock(mutex_);
+    ++generation_;
+    abandoned_below_ = generation_;
+    open_ -= static_cast<unsigned>(idle_.size());
+    idle_.clear();
+    slot_ = slot;
+  }
   available_.notify_all();
 }
 

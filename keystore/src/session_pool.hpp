@@ -54,6 +54,10 @@ class SessionPool {
   /// Drops every session: idle ones are closed now, borrowed ones when they come back (a lost session,
   /// a re-initialised module or a removed token leaves all of them dead: none may be handed out again).
   void flush();
+  /// Forgets every session WITHOUT closing it, and opens the next ones on `slot`: after the module was
+  /// finalised its session handles are dead, and the module may already have handed the same numbers to new
+  /// sessions of other tokens, which a C_CloseSession would kill. Leases still out are forgotten likewise.
+  void abandon(CK_SLOT_ID slot);
 
  private:
   void give_back(CK_SESSION_HANDLE handle, unsigned long generation, bool broken);
@@ -67,6 +71,7 @@ class SessionPool {
   std::vector<CK_SESSION_HANDLE> idle_;
   unsigned open_ = 0;
   unsigned long generation_ = 0;  ///< bumped by flush(); leases of older generations are closed on return
+  unsigned long abandoned_below_ = 0;  ///< leases of generations below this are dropped, never closed
 };
 
 }  // namespace orgproxy::keystore

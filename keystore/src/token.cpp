@@ -34,6 +34,7 @@ Token::Token(std::shared_ptr<Module> module, CK_SLOT_ID slot, const CK_TOKEN_INF
       display_(make_display(label_, serial_, *module_)),
       pool_(module_->f(), slot, max_sessions, display_) {
   seen_module_epoch_ = module_->session_epoch();
+  auto gate = module_->enter();
   check_ck(module_->f()->C_OpenSession(slot_, CKF_SERIAL_SESSION, nullptr, nullptr, &anchor_), display_,
            "C_OpenSession");
   CK_ULONG count = 0;
@@ -42,6 +43,7 @@ Token::Token(std::shared_ptr<Module> module, CK_SLOT_ID slot, const CK_TOKEN_INF
     if (module_->f()->C_GetMechanismList(slot_, list.data(), &count) == CKR_OK)
       mechanisms_.insert(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(count));
   }
+  module_->add_user(this);
 }
 
 Token::~Token() {
@@ -52,12 +54,17 @@ Token::~Token() {
   reprobe_cv_.notify_all();
   if (reprobe_thread_.joinable()) reprobe_thread_.join();
   OPENSSL_cleanse(pin_.data(), pin_.size());
+  // Inside the gate, so a re-initialisation cannot make our handles name other sessions while we close them.
+  auto gate = module_->enter();
+  module_->remove_user(this);
+  pool_.flush();
   // Closing our own sessions; never C_Logout/C_CloseAllSessions, which would also end the sessions of any
   // other user of the module in this process.
   if (anchor_ != CK_INVALID_HANDLE) module_->f()->C_CloseSession(anchor_);
 }
 
 void Token::login(const std::string& pin) {
+  auto gate = module_->enter();
   std::lock_guard lock(login_mutex_);
   if (logged_in_) return;
   if (!login_failure_.empty()) throw KeystoreError(login_failure_, login_failure_rv_);
@@ -102,6 +109,7 @@ CK_RV Token::login_locked(CK_SESSION_HANDLE session) {
 
 TokenIndex Token::index_objects(bool with_certificates) {
   CK_FUNCTION_LIST* f = module_->f();
+  auto gate = module_->enter();
   auto lease = pool_.borrow();
   const CK_SESSION_HANDLE s = lease.handle();
   // One search over every object visible to the logged-in user; classes are sorted out in memory.
@@ -198,6 +206,8 @@ std::vector<unsigned char> Token::sign(KeyRef& key, CK_MECHANISM& mechanism, con
     // Fast failure while absent: no module call, no wait (the daemon answers 503 identity_unavailable).
     return fail(CKR_TOKEN_NOT_PRESENT, "token unavailable (absent, failing or PIN refused)");
   }
+  // Shared: signs run in parallel; a module re-initialisation waits for them, and they for it.
+  auto gate = module_->enter();
   if (module_->session_epoch() != seen_module_epoch_.load(std::memory_order_acquire)) resync_with_module();
   for (int attempt = 0;; ++attempt) {
     const std::uint64_t seen_epoch = epoch();

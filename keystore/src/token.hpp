@@ -70,12 +70,15 @@ struct ReprobePolicy {
 /// CKR_TOKEN_NOT_PRESENT / CKR_DEVICE_REMOVED mark the token unusable: signs fail at once without calling the
 /// module, and a background thread probes the slot (C_GetTokenInfo) with doubling delays, logs in again once
 /// the token answers, and makes it usable again. A PIN refusal is remembered and never retried.
-class Token {
+/// Module re-initialisation (field case C21 d, Module::reinitialise): every call on the token's sessions runs
+/// inside the module's gate; when the module is re-initialised the token forgets its sessions without closing
+/// them, finds its slot again by serial, logs in once, and bumps the epoch so keys are looked up again.
+class Token final : public Module::User {
  public:
   /// Opens the anchor session. `max_sessions` bounds concurrent signs on this token.
   Token(std::shared_ptr<Module> module, CK_SLOT_ID slot, const CK_TOKEN_INFO& info, unsigned max_sessions,
         std::shared_ptr<StatsRecorder> stats = std::make_shared<StatsRecorder>(), ReprobePolicy reprobe = {});
-  ~Token();
+  ~Token() override;
   Token(const Token&) = delete;
   Token& operator=(const Token&) = delete;
 
@@ -85,6 +88,7 @@ class Token {
   const std::string& display() const { return display_; }
   const CK_TOKEN_INFO& info() const { return info_; }
   const Module& module() const { return *module_; }
+  /// The slot holding the token (may change at a module re-initialisation: SoftHSM numbers slots by serial).
   CK_SLOT_ID slot() const { return slot_; }
 
   /// Logs the user in once (C_Login on the anchor session, which stays open so the login lasts).
@@ -115,6 +119,9 @@ class Token {
   /// Bumped by every recovery: key handles resolved in an older epoch are looked up again before use.
   std::uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
   SessionPool& sessions() { return pool_; }
+
+  /// Module::User: called by Module::reinitialise with the gate held exclusive.
+  void module_reinitialised() override;
 
  private:
   enum class Fault { none, session_lost, login_lost, device_error, key_handle, absent };

@@ -1,6 +1,7 @@
 // Token recovery (field case C19): restoring sessions and login after a fault, resynchronising with the other
 // tokens of a module, and the background re-probe of an absent token. See the Token class comment.
 #include <algorithm>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -112,6 +113,7 @@ void Token::reprobe_loop() {
 }
 
 bool Token::probe_once() {
+  auto gate = module_->enter();
   std::lock_guard lock(login_mutex_);
   CK_TOKEN_INFO info{};
   CK_RV rv = module_->f()->C_GetTokenInfo(slot_, &info);
@@ -137,6 +139,47 @@ bool Token::probe_once() {
   stats_->record_recovery("token_returned");
   spdlog::warn("keystore: {}: token back; its identities are usable again", display_);
   return true;
+}
+
+void Token::module_reinitialised() {
+  std::lock_guard lock(login_mutex_);
+  CK_FUNCTION_LIST* f = module_->f();
+  // Every session (the anchor too) died with C_Finalize: forget the handles, never close them.
+  anchor_ = CK_INVALID_HANDLE;
+  seen_module_epoch_.store(module_->session_epoch(), std::memory_order_release);
+  std::optional<CK_SLOT_ID> found;
+  try {
+    for (CK_SLOT_ID slot : module_->slots_with_token()) {
+      CK_TOKEN_INFO info{};
+      if (f->C_GetTokenInfo(slot, &info) == CKR_OK && trim_padded(info.serialNumber, sizeof info.serialNumber) == serial_ &&
+          trim_padded(info.label, sizeof info.label) == label_) {
+        found = slot;
+        break;
+      }
+    }
+  } catch (const KeystoreError& e) {
+    spdlog::error("keystore: {}: after the module's re-initialisation: {}", display_, e.what());
+  }
+  pool_.abandon(found.value_or(slot_));
+  // Keys are looked up again by CKA_ID (+ label) at their next sign: handles are numbered anew.
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  if (!found) {
+    mark_absent(CKR_TOKEN_NOT_PRESENT);
+    return;
+  }
+  slot_ = *found;
+  if (!login_failure_.empty()) return;  // a refused PIN is never tried again
+  CK_RV rv = ensure_logged_in_locked();
+  if (rv != CKR_OK) {
+    spdlog::error("keystore: {}: no session or login after the module's re-initialisation: {}", display_,
+                  ckr_name(rv));
+    mark_absent(rv);
+    return;
+  }
+  if (!usable_.exchange(true, std::memory_order_acq_rel)) {
+    stats_->record_recovery("token_returned");
+    spdlog::warn("keystore: {}: token back after the module's re-initialisation", display_);
+  }
 }
 
 }  // namespace orgproxy::keystore

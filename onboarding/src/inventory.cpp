@@ -76,7 +76,10 @@ std::string keys_generate(const std::string& tenant, const std::string& purpose)
 
 InventoryEntry assess(const config::Tenant& tenant, const std::string& purpose, const config::IdentityRef& ref,
                       const keystore::KeyProbe& probe, const InventoryOptions& options) {
-  InventoryEntry e{tenant.id, tenant.name, purpose};
+  InventoryEntry e;
+  e.tenant_id = tenant.id;
+  e.tenant_name = tenant.name;
+  e.purpose = purpose;
   if (!probe.found) {
     e.status = IdentityStatus::missing;
     e.detail = probe.error;
@@ -186,7 +189,11 @@ Inventory take_inventory(const config::Config& config, const InventoryOptions& o
       const std::string name(config::to_string(purpose));
       auto it = t.identities.find(purpose);
       if (it == t.identities.end() || it->second.empty()) {
-        InventoryEntry e{t.id, t.name, name, IdentityStatus::missing};
+        InventoryEntry e;
+        e.tenant_id = t.id;
+        e.tenant_name = t.name;
+        e.purpose = name;
+        e.status = IdentityStatus::missing;
         e.detail = "no " + name + " identity configured (upstream " + needed[purpose] + " needs one)";
         e.next_action = "generate the key and CSR (" + keys_generate(t.id, name) + ") and add the identity";
         inventory.entries.push_back(std::move(e));

@@ -109,13 +109,22 @@ TEST_F(DaemonHttp, silent_connection_is_closed_at_header_timeout_not_idle_timeou
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_TRUE(silent.closed_by_peer(15s));  // header_timeout 1 s, idle_timeout 30 s
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 800ms);
-  // The first head as a whole is bounded too: bytes trickling in do not restart the clock.
+  // The first head as a whole is bounded too: bytes trickling in do not restart the clock. A client whose
+  // request line has started is told why before the close: 408 header_timeout (RFC 9110 §15.5.9).
   tk::HttpClient trickle("127.0.0.1", proxy_->port(), 30s);
   t0 = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(700ms);
   trickle.send_raw("GET /dmp/x HTTP/1.1\r\n");
+  auto timed_out = trickle.read_response();
+  EXPECT_EQ(timed_out.status, 408) << proxy_->log();
+  EXPECT_EQ(timed_out.header("X-Orgproxy-Error"), "header_timeout");
+  EXPECT_FALSE(timed_out.keep_alive);
   EXPECT_TRUE(trickle.closed_by_peer(15s));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1700ms + 5s);  // loaded machine: generous margin
+  {
+    std::lock_guard lock(m);
+    EXPECT_TRUE(seen.empty()) << "nothing of the stalled head went upstream";
+  }
   // Positive control: between keep-alive requests idle_timeout applies, not header_timeout.
   tk::HttpClient kept("127.0.0.1", proxy_->port(), 30s);
   kept.send_raw(request_head("GET"));

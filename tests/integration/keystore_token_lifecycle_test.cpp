@@ -4,8 +4,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "keystore_daemon_world.hpp"
 #include "orgproxy/testkit/child_process.hpp"
@@ -26,35 +30,115 @@ class KeystoreTokenLifecycle : public KeystoreDaemonWorld {
   }
 };
 
-// Known gap (issue 3, C21 d), kept as a disabled reproduction: SoftHSMv2 2.6 reads its token directory only at
-// C_Initialize, so a token initialised by softhsm2-util after the daemon started stays invisible to it
-// (C_GetSlotList never lists it) until the module is finalised and initialised again, which today means a
-// restart. Hardware tokens and smart-card readers report new tokens through C_GetSlotList; the keystore adds
-// tokens it has not seen at every reload (Keystore::load_identities), which this test will show once the
-// keystore re-initialises a module whose configured token is missing.
-TEST_F(KeystoreTokenLifecycle, DISABLED_token_initialised_while_running_is_found_at_sighup_and_the_others_keep_working) {
+// Field case C21 (d): SoftHSMv2 2.6 reads its token directory only at C_Initialize, so a token initialised by
+// softhsm2-util after the daemon started is invisible to it (C_GetSlotList never lists it) until the module
+// is finalised and initialised again. At SIGHUP the keystore re-initialises a module when a configured token
+// is missing, with signing quiesced (not failed) meanwhile, every token logged in again once, and the keys of
+// the identities already loaded looked up again by CKA_ID. Site A, on a token that was there all along, is
+// under continuous load the whole time and must never fail.
+TEST_F(KeystoreTokenLifecycle, token_initialised_while_running_is_found_at_sighup_and_the_others_keep_working) {
   const TokenSite a = make_site(*token_a_, std::string(tk::kSiteA));
-  auto nginx = start_nginx(tk::TlsProtocols::both);
-  auto cfg = config(nginx->url("/svc"), {a});
-  tk::OrgproxyProcess daemon(tmp_.subdir("daemon"), cfg, start());
+  // A new connection to nginx per request: the daemon keeps making handshakes (hence token signs for A)
+  // while the module is re-initialised, instead of riding on one kept-alive upstream connection.
+  auto nginx = start_nginx(tk::TlsProtocols::both, "keepalive_timeout 0;");
+  // The site of the token to come is configured from the start (its certificate will be on the token: no
+  // cert: file), and its key URI names the token by label, never by slot number.
+  const std::string tenant_c = tk::site_c();
+  const std::string uri_c = "pkcs11:token=Cabinet%20C;object=" + tenant_c + "-dmp;type=private";
+  const auto site_c_config = [&] { return TokenSite{tenant_c, "", uri_c, "", "", ""}; };
+  constexpr int kUpstreams = 3;
+  tk::OrgproxyProcess daemon(tmp_.subdir("daemon"), config(nginx->url("/svc"), {a, site_c_config()}, kUpstreams),
+                             start());
   ASSERT_EQ(get(daemon.port(), a.tenant).status, 200) << daemon.log();
+  // Positive control: without the token, site C is configured but has no identity.
+  auto c_before = get(daemon.port(), tenant_c);
+  EXPECT_EQ(c_before.status, 503) << daemon.log();
+  EXPECT_EQ(c_before.header("X-Orgproxy-Error"), "identity_unavailable");
+  EXPECT_THAT(daemon.log(), HasSubstr("no token matches pkcs11:token=Cabinet%20C"));
 
-  // `softhsm2-util --init-token --free --label "Cabinet C"` while the daemon runs (SoftHSM gives the new
-  // token a slot number made from its serial: a configuration holding slot numbers would break here).
+  // Light continuous load on A from another thread, through every upstream, for the whole scenario.
+  struct Load {
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0};
+    std::mutex mutex;
+    std::vector<std::string> failures;
+    std::thread thread;
+    ~Load() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+    }
+  } load;
+  load.thread = std::thread([&, port = daemon.port()] {
+    for (int i = 0; !load.stop; ++i) {
+      const std::string path = "/dmp" + (i % kUpstreams == 0 ? std::string() : std::to_string(i % kUpstreams + 1)) + "/load";
+      try {
+        auto r = get(port, a.tenant, path);
+        if (r.status == 200 && r.header("X-Client-DN") == a.dn) {
+          ++load.ok;
+        } else {
+          std::lock_guard lock(load.mutex);
+          load.failures.push_back(path + ": " + std::to_string(r.status) + " " + r.header("X-Orgproxy-Error"));
+        }
+      } catch (const std::exception& e) {
+        std::lock_guard lock(load.mutex);
+        load.failures.push_back(path + ": " + e.what());
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  const auto wait_for_ok = [&](int n) {
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (load.ok < n && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    return load.ok >= n;
+  };
+  ASSERT_TRUE(wait_for_ok(5));
+
+  // `softhsm2-util --init-token --free --label "Cabinet C"` while the daemon runs (SoftHSM gives the new token
+  // a slot number made from its serial: a configuration holding slot numbers would break here), a key on it,
+  // and its certificate (and the intermediate CA's) stored on the token.
   tk::SoftHsmToken token_c(tmp_.subdir("hsm"), "Cabinet C", kUserPin);
-  const TokenSite c = make_site(token_c, tk::site_c(), tk::KeyType::ec_p384);
+  const TokenSite c = make_site(token_c, tenant_c, tk::KeyType::ec_p384);
   ASSERT_THAT(c.key_uri, HasSubstr("token=Cabinet%20C"));
-  // Before the reload the new site is not configured (a negative control for what the reload brings).
-  EXPECT_EQ(get(daemon.port(), c.tenant).header("X-Orgproxy-Error"), "unknown_tenant");
-  daemon.rewrite_config(config(nginx->url("/svc"), {a, c}));
+  token_c.store_certificate(tk::read_pem_certificate(c.chain).get(), c.key_id, tenant_c + "-dmp");
+  token_c.store_certificate(pki_->intermediate_certificate(), "\xCA", "intermediate CA");
+  // Still unseen before the reload: the module has not been initialised again.
+  EXPECT_EQ(get(daemon.port(), tenant_c).header("X-Orgproxy-Error"), "identity_unavailable");
+
+  const int ok_before_reload = load.ok;
+  const int signs_before_reload = shim_calls("C_SignInit", "Cabinet A");
   reload(daemon, 2);
-  auto rc = get(daemon.port(), c.tenant);
+  ASSERT_TRUE(wait_for_ok(ok_before_reload + 10)) << daemon.log();
+  // A made new handshakes after the re-initialisation: signed in the token with its key found again.
+  EXPECT_GT(shim_calls("C_SignInit", "Cabinet A"), signs_before_reload);
+  auto rc = get(daemon.port(), tenant_c);
   EXPECT_EQ(rc.status, 200) << rc.header("X-Orgproxy-Error") << daemon.log();
   EXPECT_EQ(rc.header("X-Client-DN"), c.dn);
-  auto ra = get(daemon.port(), a.tenant, "/dmp/after");
-  EXPECT_EQ(ra.status, 200) << daemon.log();
-  EXPECT_EQ(ra.header("X-Client-DN"), a.dn);
-  EXPECT_THAT(daemon.log(), Not(HasSubstr(kUserPin)));
+  EXPECT_EQ(rc.header("X-Client-Serial"), c.serial);
+  load.stop = true;
+  load.thread.join();
+  {
+    std::lock_guard lock(load.mutex);
+    EXPECT_THAT(load.failures, ::testing::IsEmpty()) << daemon.log();
+  }
+  const std::string log = daemon.log();
+  EXPECT_THAT(log, HasSubstr("re-initialised to find new tokens"));
+  // Each token logged in once at start and once after the re-initialisation: no login storm, no retry.
+  EXPECT_EQ(shim_calls("C_Login", "Cabinet A"), 2) << tk::read_file(shim_log_);
+  EXPECT_EQ(shim_calls("C_Login", "Cabinet C"), 1) << tk::read_file(shim_log_);
+  EXPECT_THAT(log, Not(HasSubstr(kUserPin)));
+}
+
+// A reload whose tokens are all there re-initialises nothing (a re-initialisation pauses every sign and logs
+// every token in again: not a price to pay at each SIGHUP).
+TEST_F(KeystoreTokenLifecycle, reload_with_every_configured_token_present_does_not_reinitialise_the_module) {
+  const TokenSite a = make_site(*token_a_, std::string(tk::kSiteA));
+  auto nginx = start_nginx(tk::TlsProtocols::both);
+  tk::OrgproxyProcess daemon(tmp_.subdir("daemon"), config(nginx->url("/svc"), {a}), start());
+  ASSERT_EQ(get(daemon.port(), a.tenant).status, 200) << daemon.log();
+  reload(daemon, 2);
+  EXPECT_EQ(get(daemon.port(), a.tenant, "/dmp/after").status, 200) << daemon.log();
+  EXPECT_THAT(daemon.log(), Not(HasSubstr("re-initialis")));
+  EXPECT_EQ(shim_calls("C_Login", "Cabinet A"), 1);
 }
 
 TEST_F(KeystoreTokenLifecycle, key_recreated_on_the_token_is_used_with_its_new_handle_after_sighup) {

@@ -23,7 +23,9 @@ TEST(ErrorTable, every_code_has_the_status_of_the_design_table) {
   EXPECT_EQ(status_of(ErrorCode::upstream_protocol), 502u);
   EXPECT_EQ(status_of(ErrorCode::identity_unavailable), 503u);
   EXPECT_EQ(status_of(ErrorCode::upstream_timeout), 504u);
+  EXPECT_EQ(status_of(ErrorCode::header_timeout), 408u);
   EXPECT_EQ(to_string(ErrorCode::identity_unavailable), "identity_unavailable");
+  EXPECT_EQ(to_string(ErrorCode::header_timeout), "header_timeout");
 }
 
 TEST(SoapDetection, soap12_and_mtom_with_soap_start_info) {

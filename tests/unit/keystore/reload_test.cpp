@@ -47,6 +47,45 @@ TEST(KeystoreReload, key_added_while_open_is_found_by_the_next_load_and_old_keys
   EXPECT_TRUE(signs(*keystore, *loads[0].identity)) << "identities of the previous load stay valid";
 }
 
+// Field case C21 (d), the keystore's side: a load naming a token no module lists re-initialises the module
+// (SoftHSM reads its token directory only at C_Initialize), except on the first load after open() (the list is
+// fresh); keys loaded before keep signing, their handles looked up again after the re-initialisation.
+TEST(KeystoreReload, load_naming_an_unlisted_token_reinitialises_the_module_and_loaded_keys_keep_signing) {
+  KeystoreWorld world;
+  auto first = world.key(KeyType::rsa2048, 1);
+  IdentitySpec missing = world.identity(first, kTenantB, "dmp", "CABINET B");
+  missing.key = "pkcs11:token=Cabinet%20absent;object=nothing;type=private";
+  auto keystore = Keystore::open(world.options());
+  const auto reinitialisations = [&] {
+    auto r = keystore->stats().recoveries;
+    return r.count("module_reinitialised") ? r["module_reinitialised"] : 0;
+  };
+  // First load after open(): the slot list was just read; nothing is re-initialised.
+  auto loads = keystore->load_identities({world.identity(first), missing});
+  ASSERT_TRUE(loads[0].identity) << loads[0].error;
+  EXPECT_THAT(loads[1].error, HasSubstr("no token matches pkcs11:token=Cabinet%20absent"));
+  EXPECT_EQ(reinitialisations(), 0u);
+  ASSERT_TRUE(signs(*keystore, *loads[0].identity));
+
+  // Positive control: a reload whose tokens are all listed re-initialises nothing either.
+  auto same = keystore->load_identities({world.identity(first)});
+  ASSERT_TRUE(same[0].identity) << same[0].error;
+  EXPECT_EQ(reinitialisations(), 0u);
+
+  LogCapture log;
+  auto reload = keystore->load_identities({world.identity(first), missing});
+  EXPECT_EQ(reinitialisations(), 1u);
+  EXPECT_THAT(log.text(), HasSubstr("re-initialised to find new tokens"));
+  EXPECT_THAT(reload[1].error, HasSubstr("no token matches"));
+  ASSERT_TRUE(reload[0].identity) << reload[0].error;
+  EXPECT_TRUE(signs(*keystore, *reload[0].identity));
+  // Identities of the loads before the re-initialisation: their sessions died with C_Finalize, their handles
+  // were renumbered; they sign again without any reload of theirs.
+  EXPECT_TRUE(signs(*keystore, *loads[0].identity));
+  EXPECT_TRUE(signs(*keystore, *same[0].identity));
+  EXPECT_TRUE(loads[0].identity->usable());
+}
+
 TEST(KeystoreReload, pem_key_file_is_accepted_only_when_allowed) {
   KeystoreWorld world;
   testkit::OrgCertOptions cert;

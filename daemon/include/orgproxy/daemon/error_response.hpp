@@ -28,6 +28,7 @@ enum class ErrorCode : std::uint8_t {
   upstream_protocol,
   identity_unavailable,
   upstream_timeout,
+  header_timeout,  ///< 408: a request head started but did not complete within the listener's header_timeout
 };
 
 /// The code's spelling in `X-Orgproxy-Error` and logs ("" for none).

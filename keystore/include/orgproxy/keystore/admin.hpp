@@ -61,7 +61,9 @@ class KeyAdmin {
 
   /// Imports the key and certificate of a PKCS#12 file: the key is stored sensitive and not extractable, with
   /// its public key and certificate under the same CKA_ID. Refuses a certificate whose subject OU is not
-  /// `tenant_id`, a wrong password, and a file without key or certificate. Returns the key's URI.
+  /// `tenant_id`, a wrong password, and a file without key or certificate. The file's CA certificates are
+  /// stored too (CKA_CERTIFICATE_CATEGORY authority, no CKA_ID; each once per token), so an identity without a
+  /// cert: file presents its chain. Returns the key's URI.
   virtual std::string import_pkcs12(const std::string& token, const std::string& tenant_id, const std::string& purpose,
                                     const std::string& p12_file, const std::string& password) = 0;
 

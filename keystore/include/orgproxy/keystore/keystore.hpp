@@ -64,7 +64,8 @@ struct KeystoreStats {
   std::map<std::string, std::uint64_t> sign_errors;
   /// Recoveries by reason: "session_lost" (CKR_SESSION_HANDLE_INVALID/CLOSED), "login_lost"
   /// (CKR_USER_NOT_LOGGED_IN), "device_error", "key_handle_invalid", "token_absent" (token marked unusable),
-  /// "token_returned" (a re-probe brought it back), "already_logged_in" (C_Login answered
+  /// "token_returned" (a re-probe or a module re-initialisation brought it back), "module_reinitialised" (a
+  /// reload re-initialised a module to find a configured token it did not list), "already_logged_in" (C_Login answered
   /// CKR_USER_ALREADY_LOGGED_IN, taken as success).
   std::map<std::string, std::uint64_t> recoveries;
 };
@@ -143,6 +144,10 @@ class Keystore {
   /// each: certificate parses, subject OU == tenant_id, key found, key matches certificate, key
   /// CKA_SENSITIVE and not CKA_EXTRACTABLE (unless allowed), INSi CN rule, validity dates.
   /// Never throws for a bad identity: it comes back with `error` set.
+  /// Tokens created since the last call are found: when a key URI names a token no module lists (and this is
+  /// not the first call since open()), the modules the URI allows are re-initialised (C_Finalize +
+  /// C_Initialize), signing on them paused meanwhile (never failed), each token logged in again once, and
+  /// keys of identities already loaded looked up again by CKA_ID at their next sign (field case C21 d).
   virtual std::vector<IdentityLoad> load_identities(const std::vector<IdentitySpec>& specs) = 0;
 
   /// Counters since open() (cheap: a few atomic loads and two small maps copied under a lock).
