@@ -127,7 +127,10 @@ void parse_upstream(const YAML::Node& key, const YAML::Node& value, const MapVie
           proxy.port = parsed.value->port;
         }
       }
-      if (auto v = p.path("credentials_file")) proxy.credentials_file = *v;
+      if (auto v = p.path("credentials_file")) {
+        proxy.credentials_file = *v;
+        proxy.credentials_mark = p.value_mark("credentials_file");
+      }
       // Reaching the proxy and its CONNECT answer (the proxy dials the upstream meanwhile).
       proxy.connect_timeout = u.connect_timeout;
       if (auto v = p.duration("connect_timeout", 1ms, 10min)) proxy.connect_timeout = *v;

@@ -1,7 +1,10 @@
 #include "orgproxy/daemon/runtime.hpp"
 
+#include <openssl/ssl.h>
+
 #include <boost/asio/ip/address.hpp>
 
+#include "orgproxy/config/load.hpp"
 #include "orgproxy/daemon/http_rules.hpp"
 
 namespace orgproxy::daemon {
@@ -54,7 +57,7 @@ UpstreamState make_upstream_state(const config::Upstream& u) {
       try {
         p.authorization = read_proxy_authorization(u.proxy->credentials_file);
       } catch (const std::exception& e) {
-        throw RuntimeError(u.proxy->mark.str() + ": upstream " + u.name + ": " + e.what());
+        throw RuntimeError(u.proxy->credentials_mark.str() + ": upstream " + u.name + ": " + e.what());
       }
     }
     s.proxy = std::move(p);
@@ -69,6 +72,16 @@ namespace {
 std::shared_ptr<boost::asio::ssl::context> listener_tls_context(const config::ListenerTls& tls,
                                                                 const std::string& name,
                                                                 const std::shared_ptr<keystore::Keystore>& ks) {
+  // A missing file is named at its setting, not left to an OpenSSL "system lib" message.
+  auto require = [&name](const std::string& file, const config::SourceMark& mark, const char* setting) {
+    if (file.empty()) return;
+    if (std::string why = config::unreadable_file(file); !why.empty())
+      throw RuntimeError(mark.str() + ": listener '" + name + "': tls: " + setting + ": cannot read '" + file +
+                         "': " + why);
+  };
+  require(tls.cert_file, tls.cert_mark, "cert");
+  if (!tls.key.starts_with("pkcs11:")) require(tls.key, tls.key_mark, "key");
+  require(tls.client_ca_file, tls.client_ca_mark, "client_ca");
   if (!tls.key.starts_with("pkcs11:")) return make_listener_tls_context(tls, name);
   if (!ks) throw ListenerTlsError("listener " + name + ": its key is in a token but no keystore is open");
   keystore::IdentitySpec spec{"", "listener " + name, tls.cert_file, tls.key};
@@ -98,6 +111,9 @@ std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::sha
     rt->selectors_.emplace_back(l);
     try {
       rt->listener_tls_.push_back(l.tls ? listener_tls_context(*l.tls, l.name, keystore) : nullptr);
+      // The http/1.1 ALPN rule is HTTP's; an L4 listener's client (SMTP, IMAP) may offer its own protocol.
+      if (l.tls && l.mode != config::ListenerMode::http)
+        SSL_CTX_set_alpn_select_cb(rt->listener_tls_.back()->native_handle(), nullptr, nullptr);
     } catch (const ListenerTlsError& e) {
       throw RuntimeError(l.tls->mark.str() + ": " + e.what());
     }

@@ -317,6 +317,11 @@ int check_config(const std::filesystem::path& config_path, bool offline, bool pr
     return 1;
   }
   if (print) out << config::print_effective(*cfg);
+  if (const auto missing = config::check_referenced_files(*cfg); !missing.empty()) {
+    for (auto const& d : missing) err << d.str() << '\n';
+    err << config_path.string() << ": configuration test failed (" << missing.size() << " problem(s))\n";
+    return 1;
+  }
   if (offline) {
     out << config_path.string() << ": configuration syntax is ok (offline: token and identities not checked)\n";
     return 0;

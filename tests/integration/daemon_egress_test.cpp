@@ -28,14 +28,6 @@ void write_text(const std::filesystem::path& path, const std::string& text) {
 
 class DaemonEgress : public DaemonWorld {
  protected:
-  tk::NginxServerOptions nginx_options(const tk::IssuedFiles& server) const {
-    tk::NginxServerOptions s;
-    s.name = "dmp";
-    s.cert_file = server.chain.string();
-    s.key_file = server.key.string();
-    s.client_ca_file = pki_->ca_bundle_pem().string();
-    return s;
-  }
   /// A second upstream of purpose dmp named `name`, routed from `prefix`.
   void add_upstream(tk::OrgproxyConfig& c, const std::string& name, const std::string& prefix,
                     const std::string& url, const std::string& extra_yaml) const {
@@ -49,7 +41,7 @@ class DaemonEgress : public DaemonWorld {
 TEST_F(DaemonEgress, egress_proxy_tunnels_each_tenant_with_its_own_certificate_and_sni) {
   auto a = make_identity(kA, "dmp", kA, "Cabinet A");
   auto b = make_identity(kB, "dmp", kB, "Cabinet B");
-  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options(server_));
+  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options());
   tk::ConnectProxy egress({"ris-proxy:s3cr3t-Pw"});
   const auto credentials = tmp_.subdir("secrets") / "proxy-credentials";
   write_text(credentials, "ris-proxy:s3cr3t-Pw\n");
@@ -97,7 +89,7 @@ TEST_F(DaemonEgress, egress_proxy_tunnels_each_tenant_with_its_own_certificate_a
 
 TEST_F(DaemonEgress, egress_proxy_refusal_is_502_upstream_connect_with_the_proxy_status_logged) {
   auto a = make_identity(kA, "dmp", kA, "Cabinet A");
-  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options(server_));
+  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options());
   tk::ConnectProxy egress({"ris-proxy:right-pass"});
   const auto right = tmp_.subdir("secrets") / "right";
   const auto wrong = tmp_.subdir("secrets") / "wrong";
@@ -161,7 +153,7 @@ TEST_F(DaemonEgress, a_missing_proxy_credentials_file_refuses_the_start_naming_t
 
 TEST_F(DaemonEgress, every_address_of_a_name_is_tried_in_turn_and_the_name_is_resolved_again_per_dial) {
   auto a = make_identity(kA, "dmp", kA, "Cabinet A");
-  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options(server_));
+  tk::NginxUpstream nginx(tmp_.subdir("nginx"), nginx_options());
   const auto hosts = tmp_.path() / "hosts";
   // 127.0.0.2 is loopback too, but nginx listens on 127.0.0.1 only: a dead address.
   write_text(hosts, "dmp.test.local 127.0.0.2\n");
@@ -192,7 +184,7 @@ TEST_F(DaemonEgress, an_upstream_certificate_listed_in_the_crl_is_refused_502_up
   auto a = make_identity(kA, "dmp", kA, "Cabinet A");
   auto revoked_server = pki_->issue_server_cert("revoked-upstream", {"localhost"}, {"127.0.0.1"});
   const auto crl = pki_->issue_intermediate_crl("organisations", {revoked_server.chain});
-  tk::NginxUpstream good(tmp_.subdir("nginx-good"), nginx_options(server_));
+  tk::NginxUpstream good(tmp_.subdir("nginx-good"), nginx_options());
   tk::NginxUpstream revoked(tmp_.subdir("nginx-revoked"), nginx_options(revoked_server));
 
   const std::string crl_yaml = "    crl_files: [\"" + crl.string() + "\"]\n";

@@ -26,17 +26,7 @@ bool iequal(std::string_view x, std::string_view y) {
 const std::string kA(tk::kSiteA);
 const std::string kB(tk::kSiteB);
 
-class DaemonProxy : public DaemonWorld {
- protected:
-  tk::NginxServerOptions nginx_options() const {
-    tk::NginxServerOptions s;
-    s.name = "dmp";
-    s.cert_file = server_.chain.string();
-    s.key_file = server_.key.string();
-    s.client_ca_file = pki_->ca_bundle_pem().string();
-    return s;
-  }
-};
+using DaemonProxy = DaemonWorld;
 
 TEST_F(DaemonProxy, each_tenant_reaches_the_upstream_with_its_own_certificate) {
   auto a = make_identity(kA, "dmp", kA, "Cabinet A");

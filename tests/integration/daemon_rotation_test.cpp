@@ -20,14 +20,6 @@ const std::string kB(tk::kSiteB);
 
 class DaemonRotation : public DaemonWorld {
  protected:
-  tk::NginxServerOptions nginx_options() const {
-    tk::NginxServerOptions s;
-    s.name = "dmp";
-    s.cert_file = server_.chain.string();
-    s.key_file = server_.key.string();
-    s.client_ca_file = pki_->ca_bundle_pem().string();
-    return s;
-  }
   /// An identity of `tenant` whose certificate is valid only within [from, to].
   SiteIdentity make_dated_identity(const std::string& tenant, std::chrono::system_clock::time_point from,
                                    std::chrono::system_clock::time_point to) {

@@ -18,11 +18,7 @@ class DaemonSniHost : public DaemonWorld {
  protected:
   tk::NginxServerOptions strict_nginx(const tk::IssuedFiles& server, const std::string& sni,
                                       const std::string& host) const {
-    tk::NginxServerOptions s;
-    s.name = "dmp";
-    s.cert_file = server.chain.string();
-    s.key_file = server.key.string();
-    s.client_ca_file = pki_->ca_bundle_pem().string();
+    tk::NginxServerOptions s = nginx_options(server);
     s.extra_directives = "if ($ssl_server_name != \"" + sni + "\") { return 421; }\n    if ($http_host != \"" +
                          host + "\") { return 421; }";
     return s;

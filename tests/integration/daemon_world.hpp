@@ -11,6 +11,7 @@
 #include "orgproxy/testkit/files.hpp"
 #include "orgproxy/testkit/hash_upstream.hpp"
 #include "orgproxy/testkit/http_client.hpp"
+#include "orgproxy/testkit/nginx_upstream.hpp"
 #include "orgproxy/testkit/orgproxy_process.hpp"
 #include "orgproxy/testkit/pki.hpp"
 #include "orgproxy/testkit/site_ids.hpp"
@@ -34,6 +35,17 @@ class DaemonWorld : public ::testing::Test {
   tk::HashUpstreamOptions hash_options() const {
     return {server_.chain.string(), server_.key.string(), pki_->ca_bundle_pem().string()};
   }
+  /// The nginx upstream `dmp`: presenting `server` (the test server certificate by default), requiring a
+  /// client certificate that chains to the test root.
+  tk::NginxServerOptions nginx_options(const tk::IssuedFiles& server) const {
+    tk::NginxServerOptions s;
+    s.name = "dmp";
+    s.cert_file = server.chain.string();
+    s.key_file = server.key.string();
+    s.client_ca_file = pki_->ca_bundle_pem().string();
+    return s;
+  }
+  tk::NginxServerOptions nginx_options() const { return nginx_options(server_); }
   /// A GET of `target` naming `tenant` in the selection header.
   static tk::HttpRequest get(const std::string& tenant, const std::string& target) {
     tk::HttpRequest r;

@@ -52,17 +52,44 @@ bool TlsScriptConn::start_tls() {
   return SSL_accept(ssl_) == 1;
 }
 
-std::string TlsScriptConn::peer_subject() const {
-  if (!ssl_) return {};
-  X509* cert = SSL_get1_peer_certificate(ssl_);
-  if (!cert) return {};
+namespace {
+
+std::string subject_rfc2253(X509* cert) {
   BIO* bio = BIO_new(BIO_s_mem());
   X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
   char* data = nullptr;
   long len = BIO_get_mem_data(bio, &data);
   std::string out(data, static_cast<std::size_t>(len));
   BIO_free(bio);
+  return out;
+}
+
+}  // namespace
+
+std::string TlsScriptConn::peer_subject() const {
+  if (!ssl_) return {};
+  X509* cert = SSL_get1_peer_certificate(ssl_);
+  if (!cert) return {};
+  std::string out = subject_rfc2253(cert);
   X509_free(cert);
+  return out;
+}
+
+std::vector<std::string> TlsScriptConn::peer_chain_subjects() const {
+  std::vector<std::string> out;
+  if (!ssl_) return out;
+  X509* leaf = SSL_get1_peer_certificate(ssl_);
+  if (!leaf) return out;
+  out.push_back(subject_rfc2253(leaf));
+  // On a server the stack is the Certificate message after the leaf, as received (not the verified chain);
+  // skip the leaf should a library version include it.
+  STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl_);
+  for (int i = 0; sent != nullptr && i < sk_X509_num(sent); ++i) {
+    X509* c = sk_X509_value(sent, i);
+    if (i == 0 && X509_cmp(c, leaf) == 0) continue;
+    out.push_back(subject_rfc2253(c));
+  }
+  X509_free(leaf);
   return out;
 }
 

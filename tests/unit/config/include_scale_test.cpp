@@ -72,7 +72,7 @@ TEST(IncludeScale, errors_among_many_site_files_are_reported_in_file_order_with_
     d = e.diagnostics();
   }
   ASSERT_THAT(d, SizeIs(3)) << ::testing::PrintToString(d);
-  EXPECT_EQ(d[0].mark.str(), broken.string() + ":3:1");
+  EXPECT_EQ(d[0].mark.str(), broken.string() + ":2:5");  // the '{' left open, not the end of the file
   EXPECT_NE(d[0].message.find("YAML syntax error"), std::string::npos) << d[0].str();
   EXPECT_EQ(d[1].mark.str(), main.string() + ":3:11");
   EXPECT_NE(d[1].message.find("site-050.yaml' is not a regular file"), std::string::npos) << d[1].str();

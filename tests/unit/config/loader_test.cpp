@@ -135,7 +135,37 @@ TEST(Loader, config_error_message_lists_every_diagnostic) {
 TEST(Loader, yaml_syntax_error_becomes_a_diagnostic_with_its_mark) {
   auto d = load_errors("listeners:\n  - { name: ris, port: 8080\nroutes: []\n");
   ASSERT_THAT(d, SizeIs(1));  // nothing else: a file that does not parse is not checked further
-  EXPECT_THAT(d, Contains(ErrorAt(3, 7, "YAML syntax error: end of map flow not found")));
+  // At the '{' left open, not where the parser gave up (which it still says).
+  EXPECT_THAT(d, Contains(ErrorAt(2, 5, "YAML syntax error: end of map flow not found: the '{' opened here is "
+                                        "never closed (the parser gave up at line 3, column 7)")));
+}
+
+TEST(Loader, unclosed_flow_sequence_at_the_end_of_the_file_is_reported_at_its_bracket) {
+  auto d = load_errors("listeners:\n  - name: ris\n    address: 127.0.0.1\n    selectors: [header, path\n");
+  ASSERT_THAT(d, SizeIs(1));
+  EXPECT_THAT(d, Contains(ErrorAt(4, 16, "YAML syntax error: end of sequence flow not found: the '[' opened here")));
+}
+
+TEST(Loader, brackets_in_quotes_and_comments_do_not_hide_the_unclosed_one) {
+  auto d = load_errors(yaml(R"(
+listeners:  # [a comment with a bracket
+  - name: "ris[1"
+    selectors: ['header', "path]", path
+    address: 127.0.0.1
+)"));
+  ASSERT_THAT(d, SizeIs(1));
+  EXPECT_THAT(d, Contains(ErrorAt(3, 16, "the '[' opened here is never closed")));
+}
+
+TEST(Loader, closed_flow_collections_with_brackets_in_strings_load) {
+  // Positive control of the scan above: brackets in quotes and comments, every collection closed.
+  std::string text = kBase;
+  const std::string tenant = "{ id: \"312345678200002\", ";
+  ASSERT_NE(text.find(tenant), std::string::npos);
+  text.replace(text.find(tenant), tenant.size(), tenant + "name: \"Cabinet [Nord] {1}\", ");
+  auto r = load_ok(text + "# ] }\n");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->tenants.at(0).name, "Cabinet [Nord] {1}");
 }
 
 TEST(Loader, tab_indentation_is_a_syntax_error_not_a_crash) {

@@ -19,11 +19,11 @@ Config without_marks(Config c) {
     l.mark = {};
     for (auto& r : l.source_tenants) r.mark = {};
     for (auto& r : l.client_cert_tenants) r.mark = {};
-    if (l.tls) l.tls->mark = {};
+    if (l.tls) l.tls->mark = l.tls->cert_mark = l.tls->key_mark = l.tls->client_ca_mark = {};
   }
   for (auto& [name, u] : c.upstreams) {
     u.mark = {};
-    if (u.proxy) u.proxy->mark = {};
+    if (u.proxy) u.proxy->mark = u.proxy->credentials_mark = {};
   }
   for (auto& r : c.routes) r.mark = {};
   for (auto& t : c.tenants) {

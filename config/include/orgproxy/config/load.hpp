@@ -48,4 +48,15 @@ LoadResult load_config(const std::filesystem::path& path);
 LoadResult load_config_text(const std::string& yaml, const std::string& name,
                             const std::filesystem::path& base_dir = ".");
 
+/// Why the file at `path` cannot be used as a file the daemon reads ("no such file", "not a regular file",
+/// "permission denied"), or "" when it exists, is a regular file and opens for reading.
+std::string unreadable_file(const std::string& path);
+
+/// The files a start would refuse to do without, checked without opening the token (check-config
+/// --offline does it; the online check and the start as well): each listener's tls cert, key (unless a
+/// pkcs11: URI) and client_ca, and each egress proxy's credentials_file. One error per unusable file, at
+/// the file:line:col of its setting. Identity certificates are not checked here: a missing one makes its
+/// identity unavailable, not the start impossible (DESIGN.md).
+std::vector<Diagnostic> check_referenced_files(const Config& config);
+
 }  // namespace orgproxy::config

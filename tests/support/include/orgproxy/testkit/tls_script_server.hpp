@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include <openssl/ssl.h>
 
@@ -43,6 +44,9 @@ class TlsScriptConn {
   bool start_tls();
   /// RFC 2253 subject of the client certificate ("" when none).
   std::string peer_subject() const;
+  /// RFC 2253 subjects of the certificates in the client's Certificate message, in the order sent (leaf
+  /// first), read on our side after the handshake (in TLS 1.3 the message is encrypted on the wire).
+  std::vector<std::string> peer_chain_subjects() const;
   /// The negotiated protocol ("TLSv1.3"), "" before the handshake.
   std::string version() const;
   bool write(std::string_view bytes);
