@@ -164,6 +164,8 @@ class Printer {
       kv(3, "key", q(redact_key(l.tls->key)));
       if (!l.tls->client_ca_file.empty()) kv(3, "client_ca", q(l.tls->client_ca_file));
       kv(3, "require_client_cert", b(l.tls->require_client_cert));
+      if (l.mode == ListenerMode::smtp_starttls || l.mode == ListenerMode::imap_starttls)
+        kv(3, "require_starttls", b(l.tls->require_starttls));
     }
   }
 

@@ -252,7 +252,8 @@ void parse_selectors(const MapView& m, Listener& l, ParseState& state) {
 }
 
 void parse_listener_tls(const MapView& m, Listener& l, bool allow_pin_value) {
-  static constexpr std::array<std::string_view, 4> kKeys{"cert", "key", "client_ca", "require_client_cert"};
+  static constexpr std::array<std::string_view, 5> kKeys{"cert", "key", "client_ca", "require_client_cert",
+                                                         "require_starttls"};
   if (!m.field("tls")) return;
   MapView t = sub_map(m, "tls", m.what() + ": tls", kKeys);
   if (!t.valid()) return;
@@ -276,6 +277,13 @@ void parse_listener_tls(const MapView& m, Listener& l, bool allow_pin_value) {
   if (auto v = t.boolean("require_client_cert")) tls.require_client_cert = *v;
   if (tls.require_client_cert && tls.client_ca_file.empty())
     t.error_at("require_client_cert", "client certificates need client_ca (the CAs that sign them)");
+  if (auto v = t.boolean("require_starttls")) {
+    tls.require_starttls = *v;
+    if (l.mode != ListenerMode::smtp_starttls && l.mode != ListenerMode::imap_starttls)
+      t.error_at("require_starttls", "applies to smtp-starttls and imap-starttls listeners only; a " +
+                                         std::string(to_string(l.mode)) +
+                                         " listener with `tls` speaks TLS from the first byte");
+  }
   l.tls = std::move(tls);
 }
 
@@ -352,10 +360,6 @@ void parse_listeners(const MapView& top, ParseState& state) {
                                              "imap-starttls); limit HTTP clients with clients.max_connections");
     }
     parse_listener_tls(m, l, state.config.pkcs11.allow_pin_value);
-    if (l4 && !mode_unknown && l.tls)
-      m.error_at("tls", "a " + std::string(to_string(l.mode)) +
-                            " listener takes plaintext from the client in this build (TLS is originated upstream); "
-                            "TLS or STARTTLS towards the client is not served yet: remove `tls`");
     if (auto v = m.boolean("vihf_check")) l.vihf_check = *v;
     if (auto v = m.size("vihf_max_bytes", 1024, 16 << 20)) l.vihf_max_bytes = *v;
     const bool by_cert =

@@ -22,7 +22,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kChunkBytes = 16 * 1024;  // one TLS record: a full read becomes one record upstream
 
 struct Relay {
-  asio::ip::tcp::socket& client;
+  ClientLink& client;
   TlsPipe& upstream;
   std::chrono::milliseconds idle;
   UpstreamFilter filter;
@@ -34,22 +34,21 @@ struct Relay {
       result.error = ec;
       result.error_where = where;
     }
-    error_code ignored;
-    client.close(ignored);
+    client.abort();
     upstream.abort();
   }
 
   asio::awaitable<void> client_to_upstream() {
     auto buf = std::make_unique<char[]>(kChunkBytes);
     for (;;) {
-      auto [ec, n] = co_await client.async_read_some(asio::buffer(buf.get(), kChunkBytes), nothrow);
+      auto [ec, n] = co_await client.read_some(asio::buffer(buf.get(), kChunkBytes));
       if (n > 0) {
         deadline.extend(idle);
         if (auto wec = co_await upstream.write(asio::buffer(buf.get(), n))) co_return fail(wec, "writing upstream");
         result.to_upstream += n;
         deadline.extend(idle);
       }
-      if (ec == asio::error::eof) {
+      if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
         // C22: the client is done sending, not done reading: close_notify + FIN upstream, keep relaying back.
         if (auto sec = co_await upstream.close_write(); sec && sec != asio::error::not_connected)
           fail(sec, "closing the upstream's write side");
@@ -61,12 +60,11 @@ struct Relay {
 
   asio::awaitable<bool> send_client(std::string_view bytes) {
     if (bytes.empty()) co_return true;
-    auto [wec, wn] = co_await asio::async_write(client, asio::buffer(bytes.data(), bytes.size()), nothrow);
-    if (wec) {
+    if (auto wec = co_await client.write(asio::buffer(bytes.data(), bytes.size()))) {
       fail(wec, "writing the client");
       co_return false;
     }
-    result.to_client += wn;
+    result.to_client += bytes.size();
     deadline.extend(idle);
     co_return true;
   }
@@ -89,9 +87,8 @@ struct Relay {
       }
       if (end) {
         result.upstream_truncated = ec == asio::ssl::error::stream_truncated;
-        // C22: the upstream is done sending: FIN to the client, whose bytes keep flowing up.
-        error_code ignored;
-        client.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        // C22: the upstream is done sending: (close_notify and) FIN to the client, whose bytes keep flowing up.
+        co_await client.close_write();
         co_return;
       }
       if (ec) co_return fail(ec, "reading the upstream");
@@ -101,18 +98,41 @@ struct Relay {
 
 }  // namespace
 
-asio::awaitable<RelayResult> relay_l4(asio::ip::tcp::socket& client, TlsPipe& upstream, std::chrono::milliseconds idle,
+asio::awaitable<std::pair<error_code, std::size_t>> ClientLink::read_some(asio::mutable_buffer b) {
+  if (tls_) co_return co_await tls_->read_some(b);
+  auto [ec, n] = co_await plain_.async_read_some(b, nothrow);
+  co_return std::pair{ec, n};
+}
+
+asio::awaitable<error_code> ClientLink::write(asio::const_buffer b) {
+  if (tls_) co_return co_await tls_->write(b);
+  auto [ec, n] = co_await asio::async_write(plain_, b, nothrow);
+  co_return ec;
+}
+
+asio::awaitable<error_code> ClientLink::close_write() {
+  if (tls_) co_return co_await tls_->close_write();
+  error_code ec;
+  plain_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  co_return ec;
+}
+
+void ClientLink::abort() {
+  if (tls_) return tls_->abort();
+  error_code ignored;
+  plain_.close(ignored);
+}
+
+asio::awaitable<RelayResult> relay_l4(ClientLink& client, TlsPipe& upstream, std::chrono::milliseconds idle,
                                       UpstreamFilter filter) {
-  L4Deadline deadline(client.get_executor(), idle, [&client, &upstream] {
-    error_code ignored;
-    client.close(ignored);
+  L4Deadline deadline(client.socket().get_executor(), idle, [&client, &upstream] {
+    client.abort();
     upstream.abort();
   });
   Relay relay{client, upstream, idle, std::move(filter), deadline, {}};
   co_await (relay.client_to_upstream() && relay.upstream_to_client());
   relay.result.idle_timeout = deadline.expired();
-  error_code ignored;
-  client.close(ignored);
+  client.abort();
   upstream.abort();
   co_return relay.result;
 }

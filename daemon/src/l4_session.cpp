@@ -1,6 +1,8 @@
-// One connection of an L4 listener: admission (max_connections, client rules), the site's identity, the
-// upstream connection (plaintext STARTTLS dialogue first for SMTP/IMAP), the TLS handshake presenting the
-// identity, then the relay. One access-log line and one request metric per connection.
+// One connection of an L4 listener: admission (max_connections), the RIS side's TLS when the listener has
+// `tls` (implicit for a tunnel, STARTTLS answered by orgproxy for SMTP/IMAP), client rules (with the
+// client's certificate when it presented one), the site's identity, the upstream connection (plaintext
+// STARTTLS dialogue first for SMTP/IMAP), the TLS handshake presenting the identity, then the relay. One
+// access-log line and one request metric per connection.
 #include "orgproxy/daemon/l4_session.hpp"
 
 #include <chrono>
@@ -21,6 +23,7 @@
 #include "l4_upstream.hpp"
 #include "orgproxy/daemon/access_log.hpp"
 #include "orgproxy/daemon/authorization.hpp"
+#include "orgproxy/daemon/downstream_tls.hpp"
 #include "orgproxy/daemon/metrics.hpp"
 #include "orgproxy/daemon/worker.hpp"
 #include "starttls.hpp"
@@ -63,40 +66,91 @@ struct Admission {
 };
 
 // Server-first protocols get a reason before the close (RFC 5321 §3.8 `421`, RFC 3501 §7.1.5 `BYE`).
-asio::awaitable<void> tell_client(tcp::socket& client, ListenerMode mode, ErrorCode code) {
+asio::awaitable<void> tell_client(ClientLink& client, ListenerMode mode, ErrorCode code) {
   std::string line;
   if (mode == ListenerMode::smtp_starttls)
     line = "421 4.7.0 orgproxy: " + std::string(to_string(code)) + ", closing\r\n";
   else if (mode == ListenerMode::imap_starttls)
     line = "* BYE [UNAVAILABLE] orgproxy: " + std::string(to_string(code)) + "\r\n";
   if (line.empty() || !client.is_open()) co_return;
-  L4Deadline deadline(client.get_executor(), std::chrono::seconds(5), [&client] {
-    error_code ignored;
-    client.close(ignored);
-  });
-  co_await asio::async_write(client, asio::buffer(line), nothrow);
+  L4Deadline deadline(client.socket().get_executor(), std::chrono::seconds(5), [&client] { client.abort(); });
+  co_await client.write(asio::buffer(line));
 }
 
 // A refused client may have sent bytes we never read; closing over them would reset the connection and
 // could destroy our answer before it is read (RFC 9293 §3.6.1): FIN first, then drain briefly.
-asio::awaitable<void> linger_close(tcp::socket& client) {
+asio::awaitable<void> linger_close(ClientLink& client) {
   if (!client.is_open()) co_return;
-  error_code ec;
-  client.shutdown(tcp::socket::shutdown_send, ec);
-  L4Deadline deadline(client.get_executor(), std::chrono::seconds(2), [&client] {
-    error_code ignored;
-    client.close(ignored);
-  });
+  L4Deadline deadline(client.socket().get_executor(), std::chrono::seconds(2), [&client] { client.abort(); });
+  co_await client.close_write();
   char sink[4096];
   for (std::size_t drained = 0; drained < 64 * 1024 && client.is_open();) {
-    auto [rec, n] = co_await client.async_read_some(asio::buffer(sink), nothrow);
+    auto [rec, n] = co_await client.read_some(asio::buffer(sink));
     if (rec) break;
     drained += n;
   }
 }
 
+// The RIS side's server handshake on `client` (already switched to TLS), within the listener's
+// header_timeout as on HTTP listeners; the verified client certificate, when one was presented, in `cert`.
+asio::awaitable<std::string> accept_client_tls(ClientLink& client, const config::Listener& l,
+                                               std::optional<PeerCertificate>& cert) {
+  L4Deadline deadline(client.socket().get_executor(), l.header_timeout, [&client] { client.abort(); });
+  if (auto ec = co_await client.tls()->handshake())
+    co_return deadline.expired() ? std::string("the client's TLS handshake did not complete within header_timeout")
+                                 : "the client's TLS handshake failed: " + ec.message();
+  cert = peer_certificate(client.tls()->ssl());
+  co_return std::string();
+}
+
+// The RIS side before any upstream work, for a listener with `tls`: the server handshake (tunnel), or the
+// plaintext STARTTLS dialogue served by orgproxy and then the handshake (SMTP/IMAP).
+struct ClientSetup {
+  std::optional<Outcome> done;          ///< set when the session ends here (refused, or the client quit)
+  std::optional<PeerCertificate> cert;  ///< the RIS's verified certificate, when it presented one
+  std::string pending;  ///< TLS optional and plaintext chosen: client bytes to send upstream first
+  std::string note;     ///< for the log
+  bool greeted = false;  ///< orgproxy greeted the client itself: the upstream's greeting is not relayed
+};
+
+asio::awaitable<ClientSetup> set_up_client(ClientLink& client, const config::Listener& l, const SslContextPtr& ctx) {
+  ClientSetup s;
+  if (l.mode == ListenerMode::tunnel) {
+    client.start_tls(ctx);
+    if (std::string why = co_await accept_client_tls(client, l, s.cert); !why.empty())
+      s.done = failure(ErrorCode::bad_request, std::move(why));
+    co_return s;
+  }
+  ClientPlainPhase phase = co_await serve_client_before_tls(l.mode, client.socket(), l.tls->require_starttls,
+                                                            l.idle_timeout);
+  s.greeted = true;
+  if (phase.refused > 0) s.note = std::to_string(phase.refused) + " command(s) refused before STARTTLS (TLS required)";
+  switch (phase.next) {
+    case ClientPlainPhase::Next::quit:
+      s.done = Outcome{};
+      s.done->detail = s.note.empty() ? "the client quit before STARTTLS" : s.note + "; the client quit";
+      break;
+    case ClientPlainPhase::Next::failed:
+      s.done = failure(ErrorCode::bad_request, s.note.empty() ? phase.detail : s.note + "; " + phase.detail);
+      break;
+    case ClientPlainPhase::Next::plaintext:
+      s.pending = std::move(phase.pending);
+      s.note = phase.detail;
+      break;
+    case ClientPlainPhase::Next::tls:
+      if (phase.discarded > 0)
+        s.note = std::to_string(phase.discarded) +
+                 " byte(s) the client pipelined after its STARTTLS were discarded (field case C23)";
+      client.start_tls(ctx);
+      if (std::string why = co_await accept_client_tls(client, l, s.cert); !why.empty())
+        s.done = failure(ErrorCode::bad_request, std::move(why));
+      break;
+  }
+  co_return s;
+}
+
 asio::awaitable<Outcome> serve(Worker& worker, const std::shared_ptr<const Runtime>& rt, ListenerSlot& slot,
-                               const config::Listener& l, tcp::socket& client) {
+                               const config::Listener& l, ClientLink& client, bool& greeted) {
   Admission admission;
   admission.listener_open = slot.l4_open;
   if (slot.l4_open && slot.l4_open->fetch_add(1, std::memory_order_relaxed) >= l.max_connections)
@@ -104,9 +158,21 @@ asio::awaitable<Outcome> serve(Worker& worker, const std::shared_ptr<const Runti
   if (!slot.l4_open) admission.listener_open = nullptr;
 
   error_code ec;
-  const PeerAddress peer = PeerAddress::from(client.remote_endpoint(ec).address());
-  ClientDecision decision =
-      authorize_client(rt->config().clients, peer, boost::beast::http::fields{}, l.fixed_tenant, l.upstream);
+  const PeerAddress peer = PeerAddress::from(client.socket().remote_endpoint(ec).address());
+
+  // The RIS side first: nothing is opened upstream, with the site's identity, for a client that is not
+  // yet TLS, or not yet known by its certificate.
+  ClientSetup setup;
+  if (const int i = rt->listener_index(l.name); i >= 0 && l.tls) {
+    setup = co_await set_up_client(client, l, rt->listener_tls(std::size_t(i)));
+    greeted = setup.greeted;
+    if (setup.done) co_return std::move(*setup.done);
+  }
+  const std::optional<PeerCertificate>& cert = setup.cert;
+  const std::string& pending = setup.pending;
+
+  ClientDecision decision = authorize_client(rt->config().clients, peer, boost::beast::http::fields{},
+                                             l.fixed_tenant, l.upstream, cert ? &*cert : nullptr);
   if (!decision.allowed) co_return failure(ErrorCode::client_not_allowed, decision.reason);
   if (decision.client) {
     if (!decision.client->allows_upstream(l.upstream))
@@ -137,20 +203,27 @@ asio::awaitable<Outcome> serve(Worker& worker, const std::shared_ptr<const Runti
   Outcome out;
   out.connect_ms = opened.connect_ms;
   out.handshake_ms = opened.handshake_ms;
+  out.detail = std::move(setup.note);
   if (opened.error != ErrorCode::none) {
     out.error = opened.error;
     out.detail = std::move(opened.detail);
     co_return out;
   }
   TlsPipe& tls = *opened.tls;
-  const std::string& greeting = opened.greeting;
-  if (!greeting.empty()) {
-    auto [wec, wn] = co_await asio::async_write(client, asio::buffer(greeting), nothrow);
-    if (wec) co_return failure(ErrorCode::none, "client gone before the greeting: " + wec.message());
+  // A client that orgproxy greeted itself (STARTTLS served here) is not greeted again: after TLS it sends
+  // EHLO / CAPABILITY, which the upstream answers.
+  if (const std::string& greeting = opened.greeting; !greeting.empty() && !greeted) {
+    if (auto wec = co_await client.write(asio::buffer(greeting)))
+      co_return failure(ErrorCode::none, "client gone before the greeting: " + wec.message());
+  }
+  if (!pending.empty()) {
+    if (auto wec = co_await tls.write(asio::buffer(pending)))
+      co_return failure(ErrorCode::upstream_protocol, "writing the client's first command upstream: " + wec.message());
   }
   UpstreamFilter filter;
   if (l.mode == ListenerMode::smtp_starttls) filter = SmtpReplyFilter{};
   out.relay = co_await relay_l4(client, tls, l.idle_timeout, std::move(filter));
+  out.relay.to_upstream += pending.size();
   // Kept after the relay, not after the handshake: TLS 1.3 tickets arrive later.
   if (worker.pool_accepts(rt)) {
     SSL_SESSION* s = SSL_get0_session(tls.ssl());
@@ -171,13 +244,16 @@ asio::awaitable<void> run_l4_session(Worker& worker, ListenerSlot& slot, tcp::so
   const config::Listener& l = *lp;
   const RequestId id = worker.next_request_id();
 
-  Outcome out = co_await serve(worker, rt, slot, l, socket);
+  ClientLink client(socket);
+  bool greeted = false;
+  Outcome out = co_await serve(worker, rt, slot, l, client, greeted);
   if (out.error != ErrorCode::none) {
-    co_await tell_client(socket, l.mode, out.error);
-    co_await linger_close(socket);
+    // bad_request is the client's own fault (a failed handshake, or a plaintext phase that already answered
+    // it): no further answer.
+    if (out.error != ErrorCode::bad_request) co_await tell_client(client, l.mode, out.error);
+    co_await linger_close(client);
   }
-  error_code ignored;
-  socket.close(ignored);
+  client.abort();
 
   AccessRecord rec;
   rec.request_id = id.view();

@@ -1,5 +1,7 @@
 #include "orgproxy/daemon/runtime.hpp"
 
+#include <openssl/ssl.h>
+
 #include <boost/asio/ip/address.hpp>
 
 #include "orgproxy/config/load.hpp"
@@ -109,6 +111,9 @@ std::shared_ptr<const Runtime> Runtime::build(config::ConfigPtr config, std::sha
     rt->selectors_.emplace_back(l);
     try {
       rt->listener_tls_.push_back(l.tls ? listener_tls_context(*l.tls, l.name, keystore) : nullptr);
+      // The http/1.1 ALPN rule is HTTP's; an L4 listener's client (SMTP, IMAP) may offer its own protocol.
+      if (l.tls && l.mode != config::ListenerMode::http)
+        SSL_CTX_set_alpn_select_cb(rt->listener_tls_.back()->native_handle(), nullptr, nullptr);
     } catch (const ListenerTlsError& e) {
       throw RuntimeError(l.tls->mark.str() + ": " + e.what());
     }

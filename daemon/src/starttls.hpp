@@ -45,6 +45,8 @@ class LineReader {
   boost::asio::awaitable<boost::system::error_code> read_line(std::string& line);
   /// Bytes received after the last line read (the caller drops them: C23).
   std::size_t buffered() const { return buffer_.size(); }
+  /// Hands over the bytes received after the last line read, leaving none buffered.
+  std::string take_buffered() { return std::exchange(buffer_, {}); }
 
  private:
   ReadSome read_some_;
@@ -68,6 +70,32 @@ boost::asio::awaitable<MailPhase> imap_before_tls(boost::asio::ip::tcp::socket& 
 /// Inside TLS: CAPABILITY again (RFC 3501 §6.2.1); `greeting` receives the greeting for the client:
 /// `* OK [CAPABILITY ...]` with the upstream's post-TLS capabilities, STARTTLS and LOGINDISABLED removed.
 boost::asio::awaitable<MailPhase> imap_after_tls(TlsPipe& tls, std::string& greeting);
+
+/// What the RIS did in the plaintext phase of an smtp-starttls / imap-starttls listener with `tls`, where
+/// orgproxy answers as the server itself (RFC 3207, RFC 9051 §6.2.1) before any upstream is opened.
+struct ClientPlainPhase {
+  enum class Next {
+    tls,        ///< the client sent STARTTLS and got the go-ahead: the server handshake comes next
+    plaintext,  ///< TLS not required and the client sent another command: relay it in plaintext
+    quit,       ///< QUIT / LOGOUT answered; close
+    failed,     ///< the client went away, timed out, or sent too long a line or too many refused commands
+  };
+  Next next = Next::failed;
+  std::string pending;        ///< plaintext: the client's bytes from its first relayed command on
+  std::size_t discarded = 0;  ///< tls: bytes pipelined after the STARTTLS line, dropped unread (C23)
+  std::size_t refused = 0;    ///< commands refused because TLS is required
+  std::string detail;         ///< for the log (never a client byte beyond the command verb)
+};
+
+/// Serves the plaintext phase to the client on `socket`: greets it, answers EHLO/HELO/NOOP/RSET/QUIT
+/// (SMTP) or CAPABILITY/NOOP/LOGOUT (IMAP) itself, advertising STARTTLS (and LOGINDISABLED for IMAP when
+/// TLS is required), and answers STARTTLS with `220` / `OK`. With `require_tls`, every other command gets
+/// `530 5.7.0` (SMTP) or `NO [PRIVACYREQUIRED]` for LOGIN/AUTHENTICATE and `BAD` otherwise (IMAP). Each
+/// line must arrive within `idle`; lines are at most 1000 bytes (RFC 5321 §4.5.3.1.4); at most 32 lines.
+/// Never throws.
+boost::asio::awaitable<ClientPlainPhase> serve_client_before_tls(config::ListenerMode mode,
+                                                                 boost::asio::ip::tcp::socket& socket,
+                                                                 bool require_tls, std::chrono::milliseconds idle);
 
 /// The SMTP upstream → client filter: removes the STARTTLS line from EHLO replies (the upstream link is
 /// already TLS; the client's own STARTTLS would meet `503`/`454` upstream), keeping the multi-line reply

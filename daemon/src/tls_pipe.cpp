@@ -19,7 +19,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kNetworkReadBytes = 16 * 1024 + 512;  // one TLS record and its overhead
 }  // namespace
 
-TlsPipe::TlsPipe(asio::ip::tcp::socket socket, SslContextPtr ctx)
+TlsPipe::TlsPipe(asio::ip::tcp::socket socket, SslContextPtr ctx, TlsRole role)
     : socket_(std::move(socket)),
       ctx_(std::move(ctx)),
       ssl_(SSL_new(ctx_->native_handle())),
@@ -36,7 +36,10 @@ TlsPipe::TlsPipe(asio::ip::tcp::socket socket, SslContextPtr ctx)
   BIO_set_mem_eof_return(in_, -1);  // empty input means "want more", not end of stream
   SSL_set_bio(ssl_.get(), in_, out_);
   SSL_set_options(ssl_.get(), SSL_OP_NO_RENEGOTIATION);
-  SSL_set_connect_state(ssl_.get());
+  if (role == TlsRole::server)
+    SSL_set_accept_state(ssl_.get());
+  else
+    SSL_set_connect_state(ssl_.get());
 }
 
 error_code TlsPipe::ssl_error(int kind) {

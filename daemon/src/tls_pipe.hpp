@@ -1,7 +1,8 @@
-// A TLS client over a connected TCP socket, driven through memory BIOs. Unlike asio::ssl::stream, each
-// direction closes on its own (field case C22): close_write() sends close_notify and a TCP FIN while
-// read_some() keeps returning the peer's data until its own close_notify or FIN. Used by the L4 tunnel
-// and STARTTLS listeners; HTTP forwarding keeps Beast's ssl_stream (pooled connections, no half-close).
+// A TLS client (upstream) or server (the RIS side of an L4 listener with `tls`) over a connected TCP
+// socket, driven through memory BIOs. Unlike asio::ssl::stream, each direction closes on its own (field
+// case C22): close_write() sends close_notify and a TCP FIN while read_some() keeps returning the peer's
+// data until its own close_notify or FIN. Used on both sides of the L4 tunnel and STARTTLS listeners;
+// HTTP keeps Beast's ssl_stream (pooled connections, no half-close).
 #pragma once
 
 #include <chrono>
@@ -25,19 +26,23 @@ struct SslDeleter {
   void operator()(SSL* s) const noexcept { SSL_free(s); }
 };
 
+/// Which end of the handshake the pipe plays.
+enum class TlsRole { client, server };
+
 class TlsPipe {
  public:
-  /// Takes the connected `socket`; `ctx` (the site identity's client context for the upstream) is kept
-  /// alive as long as the pipe. Renegotiation is refused (SSL_OP_NO_RENEGOTIATION) so that a write never
-  /// has to read. Throws std::bad_alloc only.
-  TlsPipe(boost::asio::ip::tcp::socket socket, SslContextPtr ctx);
+  /// Takes the connected `socket`; `ctx` (the site identity's client context for the upstream, or the
+  /// listener's server context for the RIS side) is kept alive as long as the pipe. Renegotiation is
+  /// refused (SSL_OP_NO_RENEGOTIATION) so that a write never has to read. Throws std::bad_alloc only.
+  TlsPipe(boost::asio::ip::tcp::socket socket, SslContextPtr ctx, TlsRole role = TlsRole::client);
   TlsPipe(const TlsPipe&) = delete;
   TlsPipe& operator=(const TlsPipe&) = delete;
 
   SSL* ssl() const { return ssl_.get(); }
   boost::asio::ip::tcp::socket& socket() { return socket_; }
 
-  /// Client handshake (SNI, verification name and offered session are set on ssl() beforehand).
+  /// The handshake of the pipe's role (client: SNI, verification name and offered session are set on
+  /// ssl() beforehand; server: the context's certificate, and client-certificate policy).
   /// Errors: the socket's (eof = closed during the handshake) or the SSL category (certificate, alert).
   boost::asio::awaitable<boost::system::error_code> handshake();
 

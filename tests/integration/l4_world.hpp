@@ -3,6 +3,7 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -16,6 +17,7 @@
 
 #include "orgproxy/testkit/net.hpp"
 #include "orgproxy/testkit/orgproxy_process.hpp"
+#include "orgproxy/testkit/pki.hpp"
 #include "orgproxy/testkit/site_world.hpp"
 #include "orgproxy/testkit/temp_dir.hpp"
 
@@ -91,6 +93,79 @@ class Client {
 
  private:
   int fd_ = -1;
+};
+
+// The client half of TLS over an already connected `Client` (after its plaintext STARTTLS), trusting the
+// test root and presenting `cert` when given. Blocking, with the client's socket timeouts.
+class TlsClient {
+ public:
+  TlsClient(Client& plain, const std::string& ca, const tk::IssuedFiles* cert) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_load_verify_locations(ctx_, ca.c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    if (cert) {
+      SSL_CTX_use_certificate_chain_file(ctx_, cert->chain.c_str());
+      SSL_CTX_use_PrivateKey_file(ctx_, cert->key.c_str(), SSL_FILETYPE_PEM);
+    }
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, plain.fd());
+    SSL_set1_host(ssl_, "127.0.0.1");
+    ok_ = SSL_connect(ssl_) == 1;
+  }
+  ~TlsClient() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+  }
+  TlsClient(const TlsClient&) = delete;
+  TlsClient& operator=(const TlsClient&) = delete;
+
+  bool ok() const { return ok_; }
+  bool send(std::string_view bytes) { return SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) > 0; }
+  /// One line without its CRLF; "" at the end or on a timeout.
+  std::string read_line() {
+    std::string line;
+    char c;
+    while (SSL_read(ssl_, &c, 1) == 1) {
+      if (c == '\n') break;
+      line.push_back(c);
+    }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+  }
+  /// Ends our direction: close_notify, then TCP shutdown(SHUT_WR); reading stays possible.
+  void close_write() {
+    SSL_shutdown(ssl_);
+    ::shutdown(SSL_get_fd(ssl_), SHUT_WR);
+  }
+  /// Everything until the peer's close_notify (*clean true) or a bare FIN / error (*clean false).
+  std::string read_to_end(bool* clean) {
+    std::string out;
+    char buf[65536];
+    for (;;) {
+      const int n = SSL_read(ssl_, buf, sizeof buf);
+      if (n > 0) {
+        out.append(buf, static_cast<std::size_t>(n));
+        continue;
+      }
+      *clean = SSL_get_error(ssl_, n) == SSL_ERROR_ZERO_RETURN;
+      return out;
+    }
+  }
+  /// Lines up to and including the one starting with `prefix` (an SMTP reply's last line "250 ", an IMAP
+  /// tag "a3 "), joined with '\n'.
+  std::string read_until(const std::string& prefix) {
+    std::string all;
+    for (std::string line; !(line = read_line()).empty();) {
+      all += line + "\n";
+      if (line.rfind(prefix, 0) == 0) break;
+    }
+    return all;
+  }
+
+ private:
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  bool ok_ = false;
 };
 
 /// `size` bytes of a pattern that shifts with `seed`: a truncated or reordered relay cannot match.

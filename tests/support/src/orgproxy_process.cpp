@@ -49,6 +49,7 @@ std::string OrgproxyConfig::yaml() const {
       << "\n    tenant: " << q(l.tenant) << "\n    upstream: " << q(l.upstream) << "\n";
     if (!l.idle_timeout.empty()) y << "    idle_timeout: " << q(l.idle_timeout) << "\n";
     if (l.max_connections) y << "    max_connections: " << l.max_connections << "\n";
+    y << l.extra_yaml;
   }
   y << "upstreams:\n";
   for (const auto& u : upstreams) {

@@ -90,11 +90,26 @@ listeners:
   EXPECT_THAT(errors_only(d), SizeIs(4));
 }
 
-TEST(L4Listeners, tls_towards_the_client_of_an_l4_listener_is_refused_not_ignored) {
-  // Downstream TLS is served on http listeners; an L4 listener would take plaintext anyway: refused.
+TEST(L4Listeners, tls_towards_the_client_is_accepted_on_every_l4_mode_and_starttls_is_required_by_default) {
+  for (const char* mode : {"tunnel", "smtp-starttls", "imap-starttls"}) {
+    auto r = load_ok(kBase + "  - { name: t, port: 1, mode: " + mode +
+                     ", tenant: \"312345678200002\", upstream: mss-imap, tls: { cert: c.pem, key: k.pem } }\n");
+    ASSERT_TRUE(r.config) << mode;
+    const Listener& l = r.config->listeners.back();
+    ASSERT_TRUE(l.tls.has_value()) << mode;
+    EXPECT_TRUE(l.tls->require_starttls) << mode;
+  }
+  auto r = load_ok(kBase + "  - { name: t, port: 1, mode: smtp-starttls, tenant: \"312345678200002\","
+                           " upstream: mss-imap, tls: { cert: c.pem, key: k.pem, require_starttls: false } }\n");
+  ASSERT_TRUE(r.config);
+  EXPECT_FALSE(r.config->listeners.back().tls->require_starttls);
+}
+
+TEST(L4Listeners, require_starttls_on_a_listener_that_speaks_tls_from_the_first_byte_is_refused) {
+  // Control above: the same key on an smtp-starttls listener loads.
   auto d = load_errors(kBase + "  - { name: t, port: 1, mode: tunnel, tenant: \"312345678200002\", upstream: mss-imap,"
-                               " tls: { cert: c.pem, key: k.pem } }\n");
-  EXPECT_THAT(d, Contains(ErrorAt(8, 91, "TLS or STARTTLS towards the client is not served yet")));
+                               " tls: { cert: c.pem, key: k.pem, require_starttls: true } }\n");
+  EXPECT_THAT(d, Contains(ErrorAt(8, 136, "applies to smtp-starttls and imap-starttls listeners only")));
   EXPECT_THAT(errors_only(d), SizeIs(1));
 }
 

@@ -161,6 +161,10 @@ struct ListenerTls {
   std::string key;             ///< PEM key file or pkcs11: URI
   std::string client_ca_file;  ///< CAs that sign client certificates ("" = client certificates not requested)
   bool require_client_cert = false;
+  /// smtp-starttls / imap-starttls listeners only: refuse every command but EHLO/HELO/NOOP/RSET/QUIT
+  /// (SMTP, `530 5.7.0`, RFC 3207 §4) or CAPABILITY/NOOP/LOGOUT (IMAP, `NO`/`BAD`, RFC 9051 §6.2.1)
+  /// until the client has done STARTTLS. false: a client may also go on in plaintext.
+  bool require_starttls = true;
   SourceMark mark;
   SourceMark cert_mark, key_mark, client_ca_mark;  ///< of each value (file checks name them)
   bool operator==(const ListenerTls&) const = default;

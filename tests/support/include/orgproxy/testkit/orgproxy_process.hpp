@@ -70,6 +70,7 @@ struct ConfigL4Listener {
   std::uint16_t port = 0;        ///< 0: a free loopback port is chosen when the process starts
   std::string idle_timeout;      ///< duration string; "" = the default
   unsigned max_connections = 0;  ///< 0 = the default
+  std::string extra_yaml;        ///< appended verbatim inside the listener (keys at 4 spaces, e.g. `tls:`)
 };
 
 /// The configuration a test runs the daemon with (a model of config/SCHEMA.md, reduced to what tests set).
