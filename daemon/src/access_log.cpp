@@ -1,5 +1,8 @@
 #include "orgproxy/daemon/access_log.hpp"
 
+#include <cmath>
+#include <cstdint>
+
 #include <fmt/compile.h>
 #include <spdlog/spdlog.h>
 
@@ -41,6 +44,18 @@ void format_into(fmt::memory_buffer& out, const AccessRecord& r) {
   };
   auto millis = [&](std::string_view key, double v) {
     out.append(key);
+    // Three decimals from whole microseconds (integer formatting: a tenth of the cost of formatting a
+    // double with a precision, three times per line); anything unusual takes fmt's "{:.3f}".
+    if (v >= 0 && v < 1e12) {
+      const auto micros = static_cast<std::uint64_t>(std::llround(v * 1000.0));
+      fmt::format_int whole(micros / 1000);
+      out.append(whole.data(), whole.data() + whole.size());
+      const auto frac = static_cast<unsigned>(micros % 1000);
+      const char digits[] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                             static_cast<char>('0' + frac % 10)};
+      out.append(digits, digits + sizeof digits);
+      return;
+    }
     fmt::format_to(std::back_inserter(out), FMT_COMPILE("{:.3f}"), v);
   };
   out.append(std::string_view("{\"type\":\"access\""));

@@ -1,10 +1,11 @@
 // Forwarding one request upstream and its response downstream, both streamed through a bounded buffer
-// (the shape of Beast's http_relay example): a body of any size never sits in memory whole.
+// (the shape of Beast's http_relay example): a body of any size never sits in memory whole. A small message
+// whole at hand leaves in one write (forward_wire.cpp); a request body in transit takes the full-duplex path
+// (forward_stream.cpp).
 #include <limits>
 #include <optional>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
@@ -14,10 +15,8 @@
 #include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
 
-#include "exchange.hpp"
+#include "forward_parts.hpp"
 #include "orgproxy/daemon/http_rules.hpp"
-#include "read_head.hpp"
-#include "relay.hpp"
 
 namespace orgproxy::daemon {
 
@@ -28,12 +27,6 @@ namespace http = beast::http;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kMaxResponseHeadBytes = 64 * 1024;
-constexpr std::size_t kMaxResponseFields = 200;
-
-ErrorCode upstream_io_error(const boost::system::error_code& ec) {
-  return ec == beast::error::timeout ? ErrorCode::upstream_timeout : ErrorCode::upstream_protocol;
-}
 
 // Rewrites the request head for the upstream (C07, C16): hop-by-hop and selection fields removed, one
 // framing field of our own, Host = the upstream authority, our request id.
@@ -58,112 +51,6 @@ void prepare_upstream_request(Exchange& x) {
   } else if (length) {
     m.content_length(*length);  // collapses identical duplicates into one field
   }
-}
-
-}  // namespace
-
-namespace {
-
-// Classifies a failure reading the client's request body (the upstream request is then left incomplete:
-// no terminating chunk, connection discarded, so the upstream never sees a complete request).
-void client_body_failure(ForwardOutcome& out, const boost::system::error_code& ec) {
-  out.request_error = true;
-  out.keep_downstream = false;
-  if (ec == http::error::body_limit) {
-    out.error = ErrorCode::request_too_large;
-    out.detail = "request body over the route's max_body";
-  } else if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
-             ec == http::error::partial_message || ec == asio::error::eof || ec == asio::error::connection_reset) {
-    out.error = ErrorCode::none;  // the client went away or stalled: nobody to answer
-    out.detail = "client request body: " + ec.message();
-  } else {
-    out.error = ErrorCode::bad_request;  // bad chunk framing (C02)
-    out.detail = "request body framing: " + ec.message();
-  }
-}
-
-// Refusal of a response head: transport error / timeout, malformed framing, or 101.
-bool head_failed(const HeadRead& hr, const http::response_parser<http::buffer_body>& res, ForwardOutcome& out) {
-  if (hr.ec) {
-    out.error = upstream_io_error(hr.ec);
-    out.detail = "reading response head: " + hr.ec.message();
-    return true;
-  }
-  if (hr.status != HeadScan::Status::complete || hr.parse_ec) {
-    out.error = ErrorCode::upstream_protocol;
-    out.detail = std::string("malformed response head: ") + (hr.parse_ec ? hr.parse_ec.message() : hr.reason);
-    return true;
-  }
-  if (res.get().result_int() == 101) {
-    out.error = ErrorCode::upstream_protocol;
-    out.detail = "upstream switched protocols although Upgrade was not forwarded";
-    return true;
-  }
-  return false;
-}
-
-void new_response_parser(std::optional<http::response_parser<http::buffer_body>>& res, bool is_head) {
-  res.emplace();
-  res->header_limit(static_cast<std::uint32_t>(kMaxResponseHeadBytes));
-  res->body_limit(std::numeric_limits<std::uint64_t>::max());
-  if (is_head) res->skip(true);
-}
-
-constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-
-// Fields in order, then the empty line, exactly as Beast's serializer writes them (RFC 9112 §2.1).
-void append_fields(std::string& out, const http::fields& f) {
-  for (const auto& field : f) {
-    out.append(field.name_string());
-    out.append(": ");
-    out.append(field.value());
-    out.append("\r\n");
-  }
-  out.append("\r\n");
-}
-
-// The request head as Beast's serializer writes it: "<method> <target> HTTP/1.1\r\n" and the fields.
-void append_request_head(std::string& out, const http::request<http::buffer_body>& m) {
-  out.append(m.method_string());
-  out.push_back(' ');
-  out.append(m.target());
-  out.append(" HTTP/");
-  out.push_back(static_cast<char>('0' + m.version() / 10));
-  out.push_back('.');
-  out.push_back(static_cast<char>('0' + m.version() % 10));
-  out.append("\r\n");
-  append_fields(out, m);
-}
-
-// The response head as Beast's serializer writes it: "HTTP/X.Y ### <reason>\r\n" (the upstream's reason,
-// else the standard one) and the fields.
-void append_response_head(std::string& out, const http::response<http::buffer_body>& m) {
-  const unsigned code = m.result_int();
-  const char line[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + m.version() / 10), '.',
-                       static_cast<char>('0' + m.version() % 10), ' ', static_cast<char>('0' + code / 100),
-                       static_cast<char>('0' + (code / 10) % 10), static_cast<char>('0' + code % 10), ' '};
-  out.append(line, sizeof line);
-  const auto reason = m.reason();
-  out.append(reason.empty() ? http::obsolete_reason(m.result()) : reason);
-  out.append("\r\n");
-  append_fields(out, m);
-}
-
-// Parses a length-delimited body wholly present in `buffer` into `relay` (kRelayBufferBytes). Returns the
-// bytes parsed when the message is then complete, 0 otherwise (nothing consumed: the streaming path
-// applies). A chunked body never qualifies: its framing is rewritten on the way.
-template <bool isRequest>
-std::size_t take_buffered_body(http::parser<isRequest, http::buffer_body>& p, beast::flat_buffer& buffer,
-                               char* relay, boost::system::error_code& ec) {
-  if (p.is_done() || p.get().chunked()) return 0;
-  const auto length = p.content_length_remaining();
-  if (!length || *length > kRelayBufferBytes || buffer.size() < *length) return 0;
-  auto& body = p.get().body();
-  body.data = relay;
-  body.size = kRelayBufferBytes;
-  buffer.consume(p.put(buffer.data(), ec));
-  if (ec == http::error::need_buffer) ec = {};
-  return kRelayBufferBytes - body.size;
 }
 
 // A small request body that arrived with the head (a RIS writes head and SOAP body at once) is parsed
@@ -257,88 +144,8 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
                                        u.first_byte_timeout, u.first_byte_timeout, false, kUpstreamReadBytes);
       if (head_failed(hr, *res, out)) co_return out;
     } else {
-      // No body bytes yet, more to come: the serializer must stop after the head (need_buffer), not
-      // conclude the body (it would emit the last chunk).
-      auto& body = x.req.get().body();
-      body.data = nullptr;
-      body.size = 0;
-      body.more = true;
-      upstream_tcp.expires_after(u.first_byte_timeout);
-      auto [hec, hn] = co_await http::async_write_header(conn->stream, sr, nothrow);
-      if (hec) {
-        out.error = upstream_io_error(hec);
-        out.detail = "writing request head upstream: " + hec.message();
-        co_return out;
-      }
-      HeadWaiter waiter(co_await asio::this_coro::executor);
-      // No deadline on the read itself: the upload may legitimately take longer than first_byte_timeout,
-      // which counts from the end of the request (enforced below by closing the socket).
-      waiter.start(conn->stream, conn->buffer, *res, kMaxResponseHeadBytes, kMaxResponseFields,
-                   std::chrono::hours(24));
-      // Every exit from here on first ends the concurrent read: it references `conn` and `res`.
-      auto abandon = [&]() -> asio::awaitable<void> {
-        if (!waiter.done) upstream_tcp.close();
-        co_await waiter.wait(std::chrono::hours(24));
-      };
-      bool early_final = false;
-      if (x.expect_continue) {
-        // C04: the upstream decides within about a second (100, or a final answer such as 413); a silent
-        // one gets our own 100 so the client never deadlocks.
-        if (co_await waiter.wait(std::chrono::seconds(1))) {
-          if (head_failed(waiter.result, *res, out)) co_return out;
-          early_final = res->get().result_int() >= 200;
-        }
-        if (!early_final) {
-          x.down.expires_after(x.listener.idle_timeout);
-          auto [cec, cn] =
-              co_await asio::async_write(x.down, asio::buffer(kContinue.data(), kContinue.size()), nothrow);
-          if (cec) {
-            co_await abandon();
-            out.detail = "writing 100 Continue: " + cec.message();
-            co_return out;
-          }
-        }
-      }
-      if (!early_final) {
-        waiter.cancel_on_final[0] = &upstream_tcp;
-        waiter.cancel_on_final[1] = &x.down.tcp();
-        StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn->stream, x.relay,
-                                              kRelayBufferBytes, x.listener.idle_timeout, u.first_byte_timeout,
-                                              x.record.bytes_in, &waiter.final_or_failed, 0, &pace);
-        waiter.cancel_on_final[0] = waiter.cancel_on_final[1] = nullptr;
-        const bool answered_early = waiter.done && !waiter.result.ec && !waiter.result.parse_ec &&
-                                    waiter.result.status == HeadScan::Status::complete &&
-                                    res->get().result_int() >= 200;
-        if ((step.read_ec || step.write_ec) && answered_early) {
-          // Our own cancellation after an early final answer (C04 ii): relay that answer.
-          step = {};
-          step.stopped = true;
-        }
-        if (step.read_ec || step.write_ec) {
-          co_await abandon();
-          if (step.read_ec) {
-            client_body_failure(out, step.read_ec);
-            if (step.too_slow) out.detail = "client request body slower than the listener's body_min_rate";
-          } else {
-            // Bytes may have reached the upstream: never replayed (C09b).
-            out.error = upstream_io_error(step.write_ec);
-            out.detail = "writing request upstream: " + step.write_ec.message();
-          }
-          co_return out;
-        }
-        request_complete = !step.stopped;
-      } else {
-        request_complete = false;
-      }
-      if (!co_await waiter.wait(u.first_byte_timeout)) {
-        co_await abandon();
-        out.error = ErrorCode::upstream_timeout;
-        out.detail = "no response head within first_byte_timeout";
-        co_return out;
-      }
-      if (head_failed(waiter.result, *res, out)) co_return out;
-      // An answer that came before the whole body was sent ends the request there (C04 ii, early 413).
-      if (res->get().result_int() >= 200 && !x.req.is_done()) request_complete = false;
+      // No body bytes yet, more to come: the full-duplex streaming path (forward_stream.cpp).
+      if (!co_await stream_request(x, *conn, sr, res, pace, out, request_complete)) co_return out;
     }
   }
   conn->requests++;
@@ -438,6 +245,10 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   if (request_complete && upstream_keep_alive && res->is_done() && !res->need_eof() && x.worker.pool_accepts(x.rt)) {
     if (x.upstream_read_buffer && conn->buffer.size() == 0) swap(conn->buffer, *x.upstream_read_buffer);
     release_upstream(pool, key, std::move(conn), u);
+    // A graceful shutdown that began during this exchange has already emptied the pool: what was just
+    // released is retired at once (close_notify, counted until closed) instead of lingering until the
+    // worker ends and going with a bare FIN.
+    if (x.worker.stopping()) pool.clear();
   }
   co_return out;
 }

@@ -38,7 +38,7 @@ struct Look {
 };
 
 Look look(std::string_view content_type, std::string_view body, bool body_complete, bool chunked,
-          std::size_t max_bytes, std::string& scratch) {
+          std::size_t max_bytes, bool check_only, std::string& scratch) {
   Look out;
   std::string_view payload = body;
   bool payload_complete = body_complete;
@@ -54,6 +54,12 @@ Look look(std::string_view content_type, std::string_view body, bool body_comple
   if (!span.ok) {
     out.need_more = span.need_more;
     out.error = std::move(span.error);
+    return out;
+  }
+  // Where the VIHF is only checked, "absent" and "malformed but not hostile" decide alike (forward): a
+  // complete envelope the byte scan proves assertion-free and DTD-free needs no parse.
+  if (check_only && span.envelope_complete && vihf_surely_absent(span.envelope)) {
+    out.scan.status = VihfScan::Status::absent;
     return out;
   }
   out.scan = scan_vihf(span.envelope, span.envelope_complete);
@@ -95,7 +101,7 @@ asio::awaitable<VihfRead> read_vihf(Exchange& x, bool vihf_selector) {
     std::string_view raw = buffered(x.down_buffer);
     raw = raw.substr(0, std::min(raw.size(), raw_cap));
     const bool whole_body = !chunked && length && raw.size() >= *length;
-    Look l = look(content_type, raw, whole_body, chunked, max_bytes, scratch);
+    Look l = look(content_type, raw, whole_body, chunked, max_bytes, !vihf_selector, scratch);
     if (!l.error.empty() && !l.need_more) {
       if (!vihf_selector) co_return out;  // no readable envelope: nothing to check, the upstream judges
       out.error = ErrorCode::bad_request;

@@ -50,6 +50,14 @@ struct VihfScan {
 /// forged VIHF would slip through). Stops reading at the end of the header. Never throws but bad_alloc.
 VihfScan scan_vihf(std::string_view xml, bool complete);
 
+/// The fast path of the VIHF check: true only when `envelope`, a COMPLETE envelope, provably holds no SAML
+/// assertion and nothing scan_vihf refuses as hostile (DTD, entity), i.e. scan_vihf(envelope, true) is
+/// `absent`, or `malformed` but not `hostile`: the same decision where the VIHF is only checked. It holds
+/// when the bytes are decoded as UTF-8 (no BOM other than UTF-8's, no NUL, no declared encoding but UTF-8
+/// or US-ASCII, strict UTF-8), "Assertion" does not occur, every "<!" opens a comment or a CDATA section
+/// and every '&' a predefined entity or a character reference. False means "parse it". Linear, no allocation.
+bool vihf_surely_absent(std::string_view envelope);
+
 /// The SOAP envelope's bytes inside a request body (prefix): the whole prefix for `application/soap+xml`;
 /// for MTOM/XOP (`multipart/related`, RFC 2387) the root part: the one whose Content-ID is the `start`
 /// parameter, else the first part. `body` may be a prefix of the body. Returns false with `error` set when
