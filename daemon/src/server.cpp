@@ -159,6 +159,22 @@ int Server::run(const std::filesystem::path& config_path) {
   metrics().set_per_tenant_labels(!cfg->admin || cfg->admin->per_tenant_metrics);
   metrics().config_loaded(false);
 
+  // Signals are taken over before any listener binds: a client (or a test harness) that sees the port open
+  // may send SIGHUP at once, and the default action would kill the daemon. Asio queues a signal that
+  // arrives before control_ runs and delivers it once it does.
+  asio::signal_set signals(control_, SIGTERM, SIGINT, SIGHUP);
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      reload();
+      signals.async_wait(on_signal);
+      return;
+    }
+    spdlog::info("signal {}: graceful shutdown", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    shutdown();
+  };
+  signals.async_wait(on_signal);
+
   unsigned n = cfg->settings.workers ? cfg->settings.workers : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(i, runtime_));
 
@@ -207,18 +223,6 @@ int Server::run(const std::filesystem::path& config_path) {
     watchdog_tick();
   }
 
-  asio::signal_set signals(control_, SIGTERM, SIGINT, SIGHUP);
-  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
-    if (ec) return;
-    if (sig == SIGHUP) {
-      reload();
-      signals.async_wait(on_signal);
-      return;
-    }
-    spdlog::info("signal {}: graceful shutdown", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    shutdown();
-  };
-  signals.async_wait(on_signal);
   control_.run();
   for (auto& t : threads_) t.join();
   spdlog::info("stopped");
