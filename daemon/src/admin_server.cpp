@@ -18,6 +18,7 @@
 #include "orgproxy/daemon/authorization.hpp"
 #include "orgproxy/daemon/metrics.hpp"
 #include "orgproxy/daemon/runtime.hpp"
+#include "async_util.hpp"
 
 namespace orgproxy::daemon {
 
@@ -28,7 +29,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kAdminHeaderLimit = 8 * 1024;
 constexpr auto kAdminTimeout = std::chrono::seconds(10);
 

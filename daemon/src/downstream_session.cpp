@@ -19,6 +19,7 @@
 #include "orgproxy/daemon/request_id.hpp"
 #include "read_head.hpp"
 #include "vihf_gate.hpp"
+#include "async_util.hpp"
 
 namespace orgproxy::daemon {
 
@@ -28,7 +29,6 @@ namespace http = beast::http;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 // Keeps the session visible to Worker::begin_shutdown while it lives.
 class SessionRegistration {

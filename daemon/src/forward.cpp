@@ -17,6 +17,7 @@
 
 #include "forward_parts.hpp"
 #include "orgproxy/daemon/http_rules.hpp"
+#include "async_util.hpp"
 
 namespace orgproxy::daemon {
 
@@ -26,7 +27,6 @@ namespace http = beast::http;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 // Rewrites the request head for the upstream (C07, C16): hop-by-hop and selection fields removed, one
 // framing field of our own, Host = the upstream authority, our request id.

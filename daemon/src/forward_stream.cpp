@@ -11,6 +11,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "forward_parts.hpp"
+#include "async_util.hpp"
 
 namespace orgproxy::daemon {
 
@@ -19,7 +20,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 
 #include "l4_deadline.hpp"
+#include "async_util.hpp"
 
 namespace orgproxy::daemon {
 
@@ -18,7 +19,6 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kChunkBytes = 16 * 1024;  // one TLS record: a full read becomes one record upstream
 
 struct Relay {

@@ -24,6 +24,7 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "async_util.hpp"
 #include "read_head.hpp"
 
 namespace orgproxy::daemon {
@@ -112,7 +113,6 @@ boost::asio::awaitable<StepResult> relay_body(In& in, boost::beast::flat_buffer&
                                               const BodyPace* pace = nullptr) {
   namespace asio = boost::asio;
   namespace http = boost::beast::http;
-  constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
   StepResult r;
   auto& body = p.get().body();
   do {

@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 
 #include "starttls.hpp"
+#include "async_util.hpp"
 
 namespace orgproxy::daemon {
 
@@ -16,7 +17,6 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxResponseLines = 100;
 
 std::string upper(std::string_view s) {

@@ -10,6 +10,7 @@
 
 #include "l4_deadline.hpp"
 #include "starttls.hpp"
+#include "async_util.hpp"
 
 namespace orgproxy::daemon {
 
@@ -19,7 +20,6 @@ using config::ListenerMode;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxLine = 1000;  // RFC 5321 §4.5.3.1.4 (with CRLF); plenty for IMAP's pre-login commands
 constexpr std::size_t kMaxLines = 32;   // a client that never does STARTTLS is not kept talking
 

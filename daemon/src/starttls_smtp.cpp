@@ -7,6 +7,7 @@
 #include <boost/asio/write.hpp>
 
 #include "starttls.hpp"
+#include "async_util.hpp"
 
 namespace orgproxy::daemon {
 
@@ -15,7 +16,6 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxReplyLines = 100;
 
 struct Reply {

@@ -1,4 +1,5 @@
 #include "tls_pipe.hpp"
+#include "async_util.hpp"
 
 #include <new>
 
@@ -15,7 +16,6 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kNetworkReadBytes = 16 * 1024 + 512;  // one TLS record and its overhead
 }  // namespace
 
