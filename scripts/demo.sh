@@ -118,7 +118,9 @@ if [ "$once" = 1 ]; then
   exit 0
 fi
 echo
-echo "orgproxy keeps running (Ctrl-C to stop). Try:"
+echo "orgproxy keeps running (Ctrl-C to stop). Its configuration and demo token are in $work"
+echo "(run ORGPROXY_KEEP_TMP=1 bash scripts/demo.sh to keep them; '. $work/demo.env' points orgproxy keys and"
+echo "check-config at the demo token). Try:"
 first=$(head -n 1 "$SITES_FILE" | cut -f 1)
 # The samples carry the site in their VIHF (@@STRUCTURE_ID@@): filled in, as the rows above were, or orgproxy
 # refuses the request (403 vihf_mismatch) because the VIHF would name another structure than the tenant.
