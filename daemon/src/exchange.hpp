@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,6 +21,10 @@
 #include "downstream_stream.hpp"
 
 namespace orgproxy::daemon {
+
+/// The interim answer to `Expect: 100-continue` (RFC 9110 §10.1.1), written at most once per exchange, by the
+/// VIHF read or by the body relay, whichever needs the body first.
+inline constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Relay buffer per session: bounds the memory a streamed body takes, whatever its size (C10).
 inline constexpr std::size_t kRelayBufferBytes = 16 * 1024;

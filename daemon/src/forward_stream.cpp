@@ -19,10 +19,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-namespace {
-constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-}  // namespace
-
 // Classifies a failure reading the client's request body (the upstream request is then left incomplete:
 // no terminating chunk, connection discarded, so the upstream never sees a complete request).
 void client_body_failure(ForwardOutcome& out, const boost::system::error_code& ec) {

@@ -21,7 +21,6 @@ namespace http = beast::http;
 
 namespace {
 
-constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // Chunk framing overhead allowed on top of vihf_max_bytes payload bytes (tiny chunks are legal).
 constexpr std::size_t kChunkSlack = 16 * 1024;
 
