@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -26,8 +28,25 @@ struct Relay {
   TlsPipe& upstream;
   std::chrono::milliseconds idle;
   UpstreamFilter filter;
+  StarttlsGuard* guard;
   L4Deadline& deadline;
+  asio::steady_timer writer_done;  // wakes a direction waiting for the client link's writer
   RelayResult result;
+  bool client_writing = false;  // both directions write to the client when a guard answers STARTTLS
+
+  // One writer at a time on the client link, from the upstream bytes' parse to their write's end, so a
+  // local answer taken by the client side cannot overtake upstream replies already parsed.
+  asio::awaitable<void> begin_client_write() {
+    while (client_writing) {
+      writer_done.expires_at(asio::steady_timer::time_point::max());
+      co_await writer_done.async_wait(nothrow);
+    }
+    client_writing = true;
+  }
+  void end_client_write() {
+    client_writing = false;
+    writer_done.cancel();
+  }
 
   void fail(const error_code& ec, const char* where) {
     if (!result.error && !deadline.expired()) {
@@ -40,13 +59,30 @@ struct Relay {
 
   asio::awaitable<void> client_to_upstream() {
     auto buf = std::make_unique<char[]>(kChunkBytes);
+    std::string guarded;
     for (;;) {
       auto [ec, n] = co_await client.read_some(asio::buffer(buf.get(), kChunkBytes));
       if (n > 0) {
         deadline.extend(idle);
-        if (auto wec = co_await upstream.write(asio::buffer(buf.get(), n))) co_return fail(wec, "writing upstream");
-        result.to_upstream += n;
-        deadline.extend(idle);
+        std::string_view up(buf.get(), n);
+        if (guard) {
+          guarded.clear();
+          guard->from_client(up, guarded);
+          up = guarded;
+        }
+        if (!up.empty()) {
+          if (auto wec = co_await upstream.write(asio::buffer(up.data(), up.size())))
+            co_return fail(wec, "writing upstream");
+          result.to_upstream += up.size();
+          deadline.extend(idle);
+        }
+        if (guard && guard->has_pending()) {
+          co_await begin_client_write();
+          const std::string answer = guard->take_due();
+          const bool ok = co_await send_client(answer);
+          end_client_write();
+          if (!ok) co_return;
+        }
       }
       if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
         // C22: the client is done sending, not done reading: close_notify + FIN upstream, keep relaying back.
@@ -71,19 +107,27 @@ struct Relay {
 
   asio::awaitable<void> upstream_to_client() {
     auto buf = std::make_unique<char[]>(kChunkBytes);
-    std::string filtered;
+    std::string filtered, guarded;
     for (;;) {
       auto [ec, n] = co_await upstream.read_some(asio::buffer(buf.get(), kChunkBytes));
       const bool end = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
       if (n > 0 || end) {
         deadline.extend(idle);
         std::string_view chunk(buf.get(), n);
+        if (guard) co_await begin_client_write();
         if (filter) {
           filtered.clear();
           filter(chunk, end, filtered);
           chunk = filtered;
         }
-        if (!co_await send_client(chunk)) co_return;
+        if (guard) {
+          guarded.clear();
+          guard->from_upstream(chunk, guarded);
+          chunk = guarded;
+        }
+        const bool ok = co_await send_client(chunk);
+        if (guard) end_client_write();
+        if (!ok) co_return;
       }
       if (end) {
         result.upstream_truncated = ec == asio::ssl::error::stream_truncated;
@@ -124,12 +168,12 @@ void ClientLink::abort() {
 }
 
 asio::awaitable<RelayResult> relay_l4(ClientLink& client, TlsPipe& upstream, std::chrono::milliseconds idle,
-                                      UpstreamFilter filter) {
+                                      UpstreamFilter filter, StarttlsGuard* guard) {
   L4Deadline deadline(client.socket().get_executor(), idle, [&client, &upstream] {
     client.abort();
     upstream.abort();
   });
-  Relay relay{client, upstream, idle, std::move(filter), deadline, {}};
+  Relay relay{client, upstream, idle, std::move(filter), guard, deadline, asio::steady_timer(client.socket().get_executor()), {}};
   co_await (relay.client_to_upstream() && relay.upstream_to_client());
   relay.result.idle_timeout = deadline.expired();
   client.abort();

@@ -15,6 +15,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "orgproxy/daemon/starttls_guard.hpp"
 #include "tls_pipe.hpp"
 
 namespace orgproxy::daemon {
@@ -70,8 +71,10 @@ struct RelayResult {
 /// Relays until both directions ended: the client's FIN (or close_notify) becomes close_notify + FIN upstream (and the
 /// upstream's data keeps flowing back); the upstream's close_notify (or bare FIN) becomes shutdown(SHUT_WR)
 /// (after close_notify when the client link is TLS) towards the client (and the client's data keeps flowing up). Any error, or `idle` without a byte either
-/// way, closes both at once. Never throws.
+/// way, closes both at once. `guard`, when given (mail modes), sees both directions: a STARTTLS command is
+/// kept from the upstream and answered by orgproxy in its place in the reply order. Never throws.
 boost::asio::awaitable<RelayResult> relay_l4(ClientLink& client, TlsPipe& upstream,
-                                             std::chrono::milliseconds idle, UpstreamFilter filter = {});
+                                             std::chrono::milliseconds idle, UpstreamFilter filter = {},
+                                             StarttlsGuard* guard = nullptr);
 
 }  // namespace orgproxy::daemon

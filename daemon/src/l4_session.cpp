@@ -25,6 +25,7 @@
 #include "orgproxy/daemon/authorization.hpp"
 #include "orgproxy/daemon/downstream_tls.hpp"
 #include "orgproxy/daemon/metrics.hpp"
+#include "orgproxy/daemon/starttls_guard.hpp"
 #include "orgproxy/daemon/worker.hpp"
 #include "starttls.hpp"
 #include "tls_pipe.hpp"
@@ -93,14 +94,18 @@ asio::awaitable<void> linger_close(ClientLink& client) {
 
 // The RIS side's server handshake on `client` (already switched to TLS), within the listener's
 // header_timeout as on HTTP listeners; the verified client certificate, when one was presented, in `cert`.
-asio::awaitable<std::string> accept_client_tls(ClientLink& client, const config::Listener& l,
-                                               std::optional<PeerCertificate>& cert) {
+// A handshake that fails is the client's bad_request; one that does not complete in time is a
+// header_timeout (the deadline it missed), so a stalled or slow RIS is told apart from a broken one.
+asio::awaitable<std::optional<Outcome>> accept_client_tls(ClientLink& client, const config::Listener& l,
+                                                          std::optional<PeerCertificate>& cert) {
   L4Deadline deadline(client.socket().get_executor(), l.header_timeout, [&client] { client.abort(); });
-  if (auto ec = co_await client.tls()->handshake())
-    co_return deadline.expired() ? std::string("the client's TLS handshake did not complete within header_timeout")
-                                 : "the client's TLS handshake failed: " + ec.message();
+  if (auto ec = co_await client.tls()->handshake()) {
+    if (deadline.expired())
+      co_return failure(ErrorCode::header_timeout, "the client's TLS handshake did not complete within header_timeout");
+    co_return failure(ErrorCode::bad_request, "the client's TLS handshake failed: " + ec.message());
+  }
   cert = peer_certificate(client.tls()->ssl());
-  co_return std::string();
+  co_return std::nullopt;
 }
 
 // The RIS side before any upstream work, for a listener with `tls`: the server handshake (tunnel), or the
@@ -117,8 +122,7 @@ asio::awaitable<ClientSetup> set_up_client(ClientLink& client, const config::Lis
   ClientSetup s;
   if (l.mode == ListenerMode::tunnel) {
     client.start_tls(ctx);
-    if (std::string why = co_await accept_client_tls(client, l, s.cert); !why.empty())
-      s.done = failure(ErrorCode::bad_request, std::move(why));
+    s.done = co_await accept_client_tls(client, l, s.cert);
     co_return s;
   }
   ClientPlainPhase phase = co_await serve_client_before_tls(l.mode, client.socket(), l.tls->require_starttls,
@@ -142,8 +146,7 @@ asio::awaitable<ClientSetup> set_up_client(ClientLink& client, const config::Lis
         s.note = std::to_string(phase.discarded) +
                  " byte(s) the client pipelined after its STARTTLS were discarded (field case C23)";
       client.start_tls(ctx);
-      if (std::string why = co_await accept_client_tls(client, l, s.cert); !why.empty())
-        s.done = failure(ErrorCode::bad_request, std::move(why));
+      s.done = co_await accept_client_tls(client, l, s.cert);
       break;
   }
   co_return s;
@@ -216,14 +219,23 @@ asio::awaitable<Outcome> serve(Worker& worker, const std::shared_ptr<const Runti
     if (auto wec = co_await client.write(asio::buffer(greeting)))
       co_return failure(ErrorCode::none, "client gone before the greeting: " + wec.message());
   }
-  if (!pending.empty()) {
-    if (auto wec = co_await tls.write(asio::buffer(pending)))
+  // The upstream link is TLS now: a STARTTLS from the RIS is answered here, never relayed (RFC 3207 §4.2).
+  StarttlsGuard guard(l.mode);
+  std::string first;
+  guard.from_client(pending, first);
+  if (!first.empty()) {
+    if (auto wec = co_await tls.write(asio::buffer(first)))
       co_return failure(ErrorCode::upstream_protocol, "writing the client's first command upstream: " + wec.message());
   }
   UpstreamFilter filter;
   if (l.mode == ListenerMode::smtp_starttls) filter = SmtpReplyFilter{};
-  out.relay = co_await relay_l4(client, tls, l.idle_timeout, std::move(filter));
-  out.relay.to_upstream += pending.size();
+  const bool mail = l.mode != ListenerMode::tunnel;
+  out.relay = co_await relay_l4(client, tls, l.idle_timeout, std::move(filter), mail ? &guard : nullptr);
+  out.relay.to_upstream += first.size();
+  if (guard.cut() > 0) {
+    if (!out.detail.empty()) out.detail += "; ";
+    out.detail += std::to_string(guard.cut()) + " STARTTLS command(s) inside TLS answered by orgproxy, not relayed";
+  }
   // Kept after the relay, not after the handshake: TLS 1.3 tickets arrive later.
   if (worker.pool_accepts(rt)) {
     SSL_SESSION* s = SSL_get0_session(tls.ssl());
@@ -249,8 +261,9 @@ asio::awaitable<void> run_l4_session(Worker& worker, ListenerSlot& slot, tcp::so
   Outcome out = co_await serve(worker, rt, slot, l, client, greeted);
   if (out.error != ErrorCode::none) {
     // bad_request is the client's own fault (a failed handshake, or a plaintext phase that already answered
-    // it): no further answer.
-    if (out.error != ErrorCode::bad_request) co_await tell_client(client, l.mode, out.error);
+    // it), or header_timeout (a handshake cut short: the link is closed, and half TLS): no further answer.
+    if (out.error != ErrorCode::bad_request && out.error != ErrorCode::header_timeout)
+      co_await tell_client(client, l.mode, out.error);
     co_await linger_close(client);
   }
   client.abort();

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "daemon_tls_listener_world.hpp"
+#include "orgproxy/testkit/loopback_client.hpp"
 
 namespace orgproxy::daemon_it {
 namespace {
@@ -98,6 +99,41 @@ TEST_F(DaemonTlsListener, tls_listener_serves_https_with_http11_alpn_and_refuses
                                                   "http://127.0.0.1:" + std::to_string(proxy.port()) + "/dmp/x"});
   EXPECT_EQ(plain.response.status, 0) << plain.output;
   EXPECT_EQ(upstream_->requests(), 3u);
+}
+
+TEST_F(DaemonTlsListener, a_head_stalled_after_the_tls_handshake_is_answered_408_header_timeout) {
+  auto cfg = config({"header"});
+  cfg.listener_header_timeout = "1500ms";
+  TlsDaemon proxy(tmp_.subdir("proxy"), cfg, tls_yaml(false, false));
+  const std::string ca = pki_->ca_bundle_pem().string();
+  const std::string head = "GET /dmp/registry HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Orgproxy-Tenant: " + kA +
+                           "\r\nConnection: close\r\n\r\n";
+  {
+    // Positive control: the same head, complete and in time, over the same kind of TLS connection.
+    tk::LoopbackClient plain(proxy.port());
+    tk::LoopbackTlsClient tls(plain, ca, nullptr, "http/1.1");
+    ASSERT_TRUE(tls.ok()) << proxy.log();
+    ASSERT_TRUE(tls.send(head));
+    bool clean = false;
+    const std::string answer = tls.read_to_end(&clean);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  }
+  EXPECT_EQ(upstream_->requests(), 1u);
+  {
+    // The handshake completes, then the head stops half-way through a header line.
+    tk::LoopbackClient plain(proxy.port());
+    tk::LoopbackTlsClient tls(plain, ca, nullptr, "http/1.1");
+    ASSERT_TRUE(tls.ok()) << proxy.log();
+    ASSERT_TRUE(tls.send(head.substr(0, head.find("X-Orgproxy-Tenant") + 8)));
+    const auto sent = std::chrono::steady_clock::now();
+    bool clean = false;
+    const std::string answer = tls.read_to_end(&clean);
+    EXPECT_GE(std::chrono::steady_clock::now() - sent, 1s) << "not before header_timeout";
+    EXPECT_EQ(answer.rfind("HTTP/1.1 408", 0), 0u) << answer << proxy.log();
+    EXPECT_NE(answer.find("X-Orgproxy-Error: header_timeout\r\n"), std::string::npos) << answer;
+    EXPECT_NE(answer.find("X-Request-Id: "), std::string::npos) << answer;
+  }
+  EXPECT_EQ(upstream_->requests(), 1u) << "a stalled head reaches no upstream";
 }
 
 TEST_F(DaemonTlsListener, required_client_certificate_absent_or_untrusted_refuses_the_handshake) {

@@ -2,24 +2,23 @@
 // (its DMP certificate and key, as an MS Santé operator would accept one), blocking loopback clients.
 #pragma once
 
-#include <netinet/in.h>
-#include <openssl/ssl.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
+#include <gtest/gtest.h>
+#include <sys/types.h>
 
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
+#include "orgproxy/testkit/loopback_client.hpp"
 #include "orgproxy/testkit/net.hpp"
 #include "orgproxy/testkit/orgproxy_process.hpp"
 #include "orgproxy/testkit/pki.hpp"
 #include "orgproxy/testkit/site_world.hpp"
 #include "orgproxy/testkit/temp_dir.hpp"
+#include "orgproxy/testkit/tls_script_server.hpp"
 
 namespace orgproxy::l4test {
 
@@ -28,145 +27,9 @@ namespace tk = orgproxy::testkit;
 inline constexpr const char* kA = "312345678200002";
 inline constexpr const char* kB = "498765432103017";
 
-/// A blocking client socket on 127.0.0.1:port with 60 s timeouts (a loaded CI machine); closed on
-/// destruction.
-class Client {
- public:
-  explicit Client(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    timeval tv{60, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      ::close(fd_);
-      throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
-    }
-  }
-  ~Client() { ::close(fd_); }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-
-  bool send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-  void shut_wr() { ::shutdown(fd_, SHUT_WR); }
-  /// Reads until EOF (sets *eof) or an error/timeout (*eof false).
-  std::string read_to_eof(bool* eof) {
-    std::string out;
-    char buf[65536];
-    for (;;) {
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        out.append(buf, static_cast<std::size_t>(n));
-        continue;
-      }
-      *eof = n == 0;
-      return out;
-    }
-  }
-  /// One line (LF-terminated, CRLF stripped); "" and *ok false at EOF or timeout.
-  std::string read_line(bool* ok = nullptr) {
-    std::string line;
-    char c;
-    bool good = false;
-    while (::recv(fd_, &c, 1, 0) == 1) {
-      if (c == '\n') {
-        good = true;
-        break;
-      }
-      line.push_back(c);
-    }
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (ok) *ok = good;
-    return line;
-  }
-  int fd() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
-
-// The client half of TLS over an already connected `Client` (after its plaintext STARTTLS), trusting the
-// test root and presenting `cert` when given. Blocking, with the client's socket timeouts.
-class TlsClient {
- public:
-  TlsClient(Client& plain, const std::string& ca, const tk::IssuedFiles* cert) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_load_verify_locations(ctx_, ca.c_str(), nullptr);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-    if (cert) {
-      SSL_CTX_use_certificate_chain_file(ctx_, cert->chain.c_str());
-      SSL_CTX_use_PrivateKey_file(ctx_, cert->key.c_str(), SSL_FILETYPE_PEM);
-    }
-    ssl_ = SSL_new(ctx_);
-    SSL_set_fd(ssl_, plain.fd());
-    SSL_set1_host(ssl_, "127.0.0.1");
-    ok_ = SSL_connect(ssl_) == 1;
-  }
-  ~TlsClient() {
-    SSL_free(ssl_);
-    SSL_CTX_free(ctx_);
-  }
-  TlsClient(const TlsClient&) = delete;
-  TlsClient& operator=(const TlsClient&) = delete;
-
-  bool ok() const { return ok_; }
-  bool send(std::string_view bytes) { return SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) > 0; }
-  /// One line without its CRLF; "" at the end or on a timeout.
-  std::string read_line() {
-    std::string line;
-    char c;
-    while (SSL_read(ssl_, &c, 1) == 1) {
-      if (c == '\n') break;
-      line.push_back(c);
-    }
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    return line;
-  }
-  /// Ends our direction: close_notify, then TCP shutdown(SHUT_WR); reading stays possible.
-  void close_write() {
-    SSL_shutdown(ssl_);
-    ::shutdown(SSL_get_fd(ssl_), SHUT_WR);
-  }
-  /// Everything until the peer's close_notify (*clean true) or a bare FIN / error (*clean false).
-  std::string read_to_end(bool* clean) {
-    std::string out;
-    char buf[65536];
-    for (;;) {
-      const int n = SSL_read(ssl_, buf, sizeof buf);
-      if (n > 0) {
-        out.append(buf, static_cast<std::size_t>(n));
-        continue;
-      }
-      *clean = SSL_get_error(ssl_, n) == SSL_ERROR_ZERO_RETURN;
-      return out;
-    }
-  }
-  /// Lines up to and including the one starting with `prefix` (an SMTP reply's last line "250 ", an IMAP
-  /// tag "a3 "), joined with '\n'.
-  std::string read_until(const std::string& prefix) {
-    std::string all;
-    for (std::string line; !(line = read_line()).empty();) {
-      all += line + "\n";
-      if (line.rfind(prefix, 0) == 0) break;
-    }
-    return all;
-  }
-
- private:
-  SSL_CTX* ctx_ = nullptr;
-  SSL* ssl_ = nullptr;
-  bool ok_ = false;
-};
+/// The blocking loopback clients of the test kit, under the names these tests use.
+using Client = tk::LoopbackClient;
+using TlsClient = tk::LoopbackTlsClient;
 
 /// `size` bytes of a pattern that shifts with `seed`: a truncated or reordered relay cannot match.
 inline std::string pattern(std::size_t size, unsigned seed) {
@@ -199,6 +62,65 @@ inline tk::ConfigUpstream l4_upstream(std::string name, std::uint16_t port, std:
   tk::ConfigUpstream u = tk::make_upstream(std::move(name), "", std::move(ca), "mssante");
   u.address = "127.0.0.1:" + std::to_string(port);
   return u;
+}
+
+/// The fixture of the L4 listener tests: a temporary directory named `dir_name` (removed with the fixture),
+/// the three test sites with their mssante identities, the configuration each test adds its upstreams and
+/// listeners to, and the daemon once started (killed with the fixture, whatever the test's outcome).
+class L4Fixture : public ::testing::Test {
+ protected:
+  explicit L4Fixture(std::string_view dir_name) : tmp_(dir_name) {}
+  void SetUp() override {
+    world_ = std::make_unique<tk::SiteWorld>(tmp_.subdir("world"), tk::three_test_sites());
+    config_ = config_with_mssante(*world_);
+  }
+  /// The test PKI's root bundle (PEM path): what the upstreams and the RIS clients trust.
+  std::string ca() const { return world_->pki().ca_bundle_pem().string(); }
+  /// A scripted TLS upstream with the world's server certificate, requiring a client certificate of the
+  /// test PKI; `max_version` caps its TLS version (0: none).
+  tk::TlsScriptOptions script_options(int max_version = 0) const {
+    const auto& server = world_->upstream_server_cert();
+    return {server.chain.string(), server.key.string(), ca(), max_version};
+  }
+  /// Starts the daemon on config_; returns the port of its first L4 listener.
+  std::uint16_t start_daemon() {
+    daemon_ = std::make_unique<tk::OrgproxyProcess>(tmp_.subdir("daemon"), config_, world_->daemon_start());
+    return daemon_->config().l4_listeners.front().port;
+  }
+
+  tk::TempDir tmp_;
+  std::unique_ptr<tk::SiteWorld> world_;
+  tk::OrgproxyConfig config_;
+  std::unique_ptr<tk::OrgproxyProcess> daemon_;
+};
+
+/// What a scripted upstream saw of one tunnel in the half-close tests (field case C22).
+struct HalfCloseSeen {
+  std::string subject;     ///< the client certificate's subject: the site's
+  std::string version;     ///< the TLS version negotiated
+  std::size_t received = 0;
+  bool clean_end = false;  ///< the client's end arrived as close_notify, not a bare FIN
+  bool equal = false;      ///< the bytes received were exactly `request`
+};
+
+/// The upstream of the C22 tests: handshakes, reads to the client's end first (as a request/response
+/// protocol that half-closes does), only then answers `reply`, close_notify and FIN; reports to `seen`.
+inline tk::TlsScriptServer::Script read_all_then_reply(const std::string& request, const std::string& reply,
+                                                       std::promise<HalfCloseSeen>& seen) {
+  return [&request, &reply, &seen](tk::TlsScriptConn& c) {
+    HalfCloseSeen s;
+    if (c.start_tls()) {
+      s.subject = c.peer_subject();
+      s.version = c.version();
+      const std::string got = c.read_to_end(&s.clean_end);
+      s.received = got.size();
+      s.equal = got == request;
+      c.write(reply);
+      c.close_notify();
+      c.shut_wr();
+    }
+    seen.set_value(s);
+  };
 }
 
 }  // namespace orgproxy::l4test

@@ -113,24 +113,15 @@ class Aiosmtpd {
   std::unique_ptr<tk::ChildProcess> process_;
 };
 
-class Mail : public ::testing::Test {
+class Mail : public L4Fixture {
  protected:
-  void SetUp() override {
-    world_ = std::make_unique<tk::SiteWorld>(tmp_.subdir("world"), tk::three_test_sites());
-    config_ = config_with_mssante(*world_);
-  }
-  std::string ca() const { return world_->pki().ca_bundle_pem().string(); }
-  tk::TlsScriptOptions script_options() const {
-    const auto& s = world_->upstream_server_cert();
-    return {s.chain.string(), s.key.string(), ca(), 0};
-  }
+  Mail() : L4Fixture("l4-mail") {}
   // One L4 listener of `mode` for site A to 127.0.0.1:upstream_port, with `listener_yaml` inside it
   // (e.g. its `tls`); returns its port.
   std::uint16_t start(const std::string& mode, std::uint16_t upstream_port, const std::string& listener_yaml = "") {
     config_.upstreams.push_back(l4_upstream("mss", upstream_port, ca()));
     config_.l4_listeners.push_back({"mail", mode, kA, "mss", 0, "", 0, listener_yaml});
-    daemon_ = std::make_unique<tk::OrgproxyProcess>(tmp_.subdir("daemon"), config_, world_->daemon_start());
-    return daemon_->config().l4_listeners.front().port;
+    return start_daemon();
   }
   tk::CommandResult curl(std::vector<std::string> args) {
     args.insert(args.begin(), {"curl", "-sS", "--max-time", "60"});
@@ -142,11 +133,6 @@ class Mail : public ::testing::Test {
                              "\r\n\r\nCompte rendu d'examen.\r\n");
     return file.string();
   }
-
-  tk::TempDir tmp_{"l4-mail"};
-  std::unique_ptr<tk::SiteWorld> world_;
-  tk::OrgproxyConfig config_;
-  std::unique_ptr<tk::OrgproxyProcess> daemon_;
 };
 
 }  // namespace orgproxy::l4test

@@ -46,11 +46,11 @@ std::vector<std::string> pem_blocks(const std::filesystem::path& file) {
   return blocks;
 }
 
-class ClientChain : public ::testing::Test {
+class ClientChain : public L4Fixture {
  protected:
+  ClientChain() : L4Fixture("client-chain") {}
   void SetUp() override {
-    world_ = std::make_unique<tk::SiteWorld>(tmp_.subdir("world"), tk::three_test_sites());
-    config_ = config_with_mssante(*world_);
+    L4Fixture::SetUp();
     leaf_ = world_->site(kA).identity("dmp").subject_dn;
     intermediate_ = tk::cert_subject_rfc2253(world_->pki().intermediate_pem());
     root_ = tk::cert_subject_rfc2253(world_->pki().root_pem());
@@ -58,10 +58,7 @@ class ClientChain : public ::testing::Test {
   /// A TLS script server (at most `max_version`) that records each client's Certificate message, then
   /// answers "ok" and closes.
   std::unique_ptr<tk::TlsScriptServer> recording_upstream(int max_version) {
-    const auto& server = world_->upstream_server_cert();
-    tk::TlsScriptOptions o{server.chain.string(), server.key.string(), world_->pki().ca_bundle_pem().string(),
-                           max_version};
-    return std::make_unique<tk::TlsScriptServer>(o, [this](tk::TlsScriptConn& c) {
+    return std::make_unique<tk::TlsScriptServer>(script_options(max_version), [this](tk::TlsScriptConn& c) {
       const bool ok = c.start_tls();
       {
         std::lock_guard lock(mutex_);
@@ -95,12 +92,10 @@ class ClientChain : public ::testing::Test {
   }
   /// Tunnel listener `name` of `tenant` to `server`.
   void add_tunnel(const std::string& name, const std::string& tenant, const tk::TlsScriptServer& server) {
-    config_.upstreams.push_back(l4_upstream(name, server.port(), world_->pki().ca_bundle_pem().string()));
-    config_.l4_listeners.push_back({name, "tunnel", tenant, name, 0, "", 0});
+    config_.upstreams.push_back(l4_upstream(name, server.port(), ca()));
+    config_.l4_listeners.push_back({name, "tunnel", tenant, name, 0, "", 0, ""});
   }
-  void start() {
-    daemon_ = std::make_unique<tk::OrgproxyProcess>(tmp_.subdir("daemon"), config_, world_->daemon_start());
-  }
+  void start() { start_daemon(); }
   std::string exchange(const std::string& listener) {
     for (const auto& l : daemon_->config().l4_listeners)
       if (l.name == listener) {
@@ -121,10 +116,6 @@ class ClientChain : public ::testing::Test {
     return i < versions_.size() ? versions_[i] : "";
   }
 
-  tk::TempDir tmp_{"client-chain"};
-  std::unique_ptr<tk::SiteWorld> world_;
-  tk::OrgproxyConfig config_;
-  std::unique_ptr<tk::OrgproxyProcess> daemon_;
   std::string leaf_, intermediate_, root_;
   std::mutex mutex_;
   std::vector<Subjects> seen_;

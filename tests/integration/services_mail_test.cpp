@@ -151,3 +151,61 @@ TEST_F(Mail, upstream_without_starttls_is_refused_and_nothing_of_the_client_is_s
   EXPECT_EQ(lines[0].rfind("EHLO [127.0.0.1]", 0), 0u);
   EXPECT_TRUE(daemon_->wait_for_log("does not offer STARTTLS")) << daemon_->log();
 }
+
+TEST_F(Mail, imap_starttls_on_the_tls_link_gets_bad_from_orgproxy_in_order_and_never_reaches_the_upstream) {
+  std::promise<std::vector<std::string>> seen;
+  tk::TlsScriptServer imap(script_options(), [&](tk::TlsScriptConn& c) {
+    std::vector<std::string> lines;
+    c.send_plain("* OK IMAP4rev1 ready\r\n");
+    c.recv_plain_line();  // o1 CAPABILITY
+    c.send_plain("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\no1 OK done\r\n");
+    c.recv_plain_line();  // o2 STARTTLS
+    c.send_plain("o2 OK begin TLS\r\n");
+    if (!c.start_tls()) return seen.set_value(lines);
+    bool ok = true;
+    while (ok) {
+      const std::string line = c.read_line(&ok);
+      if (!ok) break;
+      lines.push_back(line);
+      const std::string tag = line.substr(0, line.find(' '));
+      if (line.find(" CAPABILITY") != std::string::npos)
+        c.write("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + " OK done\r\n");
+      else if (line.find(" LOGOUT") != std::string::npos)
+        c.write("* BYE\r\n" + tag + " OK bye\r\n"), ok = false;
+      else if (line.find(" APPEND") != std::string::npos) {
+        // The test's literal: one 12-octet line, then the CRLF that ends the command.
+        c.write("+ go ahead\r\n");
+        lines.push_back("| " + c.read_line(&ok));
+        c.read_line(&ok);
+        c.write(tag + " OK appended\r\n");
+      } else
+        c.write(tag + " OK done\r\n");
+    }
+    seen.set_value(lines);
+  });
+  const std::uint16_t port = start("imap-starttls", imap.port());
+  {
+    Client client(port);
+    const std::string greeting = client.read_line();
+    EXPECT_EQ(greeting.find("STARTTLS"), std::string::npos) << "never offered: " << greeting;
+    client.send("a1 NOOP\r\na2 STARTTLS\r\na3 NOOP\r\n");
+    EXPECT_EQ(client.read_line(), "a1 OK done");
+    EXPECT_EQ(client.read_line(), "a2 BAD [CLIENTBUG] TLS is active already (RFC 9051 6.2.1)");
+    EXPECT_EQ(client.read_line(), "a3 OK done");
+    // A literal whose content reads like a STARTTLS command is content: relayed.
+    client.send("a4 APPEND INBOX {12}\r\n");
+    EXPECT_EQ(client.read_line(), "+ go ahead");
+    client.send("b STARTTLS\r\n\r\n");
+    EXPECT_EQ(client.read_line(), "a4 OK appended");
+    client.send("a5 LOGOUT\r\n");
+    EXPECT_EQ(client.read_line(), "* BYE");
+    EXPECT_EQ(client.read_line(), "a5 OK bye");
+  }  // the session ends with the client: its log line is written then
+
+  auto f = seen.get_future();
+  ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+  const std::vector<std::string> expected{"o3 CAPABILITY", "a1 NOOP", "a3 NOOP", "a4 APPEND INBOX {12}",
+                                          "| b STARTTLS", "a5 LOGOUT"};
+  EXPECT_EQ(f.get(), expected) << "no STARTTLS command reached the upstream";
+  EXPECT_TRUE(daemon_->wait_for_log("1 STARTTLS command(s) inside TLS answered by orgproxy")) << daemon_->log();
+}

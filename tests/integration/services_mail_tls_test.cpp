@@ -24,6 +24,45 @@ std::string read_reply(Client& c) {
   return all;
 }
 
+// What a scripted SMTP upstream received inside TLS (after orgproxy's own STARTTLS towards it).
+tk::TlsScriptServer::Script recording_smtp(std::promise<std::vector<std::string>>& seen) {
+  return [&seen](tk::TlsScriptConn& c) {
+    std::vector<std::string> lines;
+    c.send_plain("220 mx.test.example ESMTP\r\n");
+    c.recv_plain_line();  // EHLO
+    c.send_plain("250-mx.test.example\r\n250 STARTTLS\r\n");
+    c.recv_plain_line();  // STARTTLS
+    c.send_plain("220 2.0.0 go ahead\r\n");
+    if (!c.start_tls()) return seen.set_value(lines);
+    bool ok = true;
+    bool data = false;  // inside DATA's content, recorded as "| <line>"
+    while (ok) {
+      std::string line = c.read_line(&ok);
+      if (!ok) break;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (data) {
+        lines.push_back("| " + line);
+        if (line == ".") {
+          c.write("250 2.0.0 queued\r\n");
+          data = false;
+        }
+        continue;
+      }
+      lines.push_back(line);
+      if (line.rfind("EHLO", 0) == 0)
+        c.write("250-mx.test.example\r\n250 8BITMIME\r\n");
+      else if (line == "DATA") {
+        c.write("354 end with <CRLF>.<CRLF>\r\n");
+        data = true;
+      } else if (line == "QUIT")
+        c.write("221 bye\r\n"), ok = false;
+      else
+        c.write("250 ok\r\n");
+    }
+    seen.set_value(lines);
+  };
+}
+
 class MailTls : public Mail {
  protected:
   void SetUp() override {
@@ -52,8 +91,32 @@ class MailTls : public Mail {
     return args;
   }
 
+  // The scripted SMTP upstream recording in seen_ what it receives inside TLS, and an smtp-starttls
+  // listener with `tls` (`require_starttls` as for tls_yaml) in front of it; returns the listener's port.
+  std::uint16_t start_recording_smtp(const std::string& require_starttls = "") {
+    upstream_ = std::make_unique<tk::TlsScriptServer>(script_options(), recording_smtp(seen_));
+    return start("smtp-starttls", upstream_->port(), tls_yaml(require_starttls));
+  }
+  // What the recording upstream received, once its connection ended.
+  std::vector<std::string> recorded() {
+    auto f = seen_.get_future();
+    if (f.wait_for(60s) != std::future_status::ready) {
+      ADD_FAILURE() << "the upstream's connection did not end";
+      return {};
+    }
+    return f.get();
+  }
+  // The RIS's greeting and EHLO in plaintext, both answered by orgproxy itself.
+  static void greet(Client& client) {
+    EXPECT_EQ(client.read_line().rfind("220 ", 0), 0u);
+    client.send("EHLO ris.local\r\n");
+    EXPECT_EQ(read_reply(client), "250-orgproxy\n250 STARTTLS\n");
+  }
+
   tk::IssuedFiles listener_cert_;
   tk::IssuedFiles ris_cert_;
+  std::promise<std::vector<std::string>> seen_;  // declared before upstream_: outlives its script
+  std::unique_ptr<tk::TlsScriptServer> upstream_;
 };
 
 }  // namespace
@@ -116,38 +179,9 @@ TEST_F(MailTls, smtps_tunnel_takes_implicit_tls_from_the_ris_and_delivers_as_the
   EXPECT_NE(peer.find("OU=" + std::string(kA)), std::string::npos) << "upstream, the site's certificate: " << peer;
 }
 
-namespace {
-// What a scripted SMTP upstream received inside TLS (after orgproxy's own STARTTLS towards it).
-tk::TlsScriptServer::Script recording_smtp(std::promise<std::vector<std::string>>& seen) {
-  return [&seen](tk::TlsScriptConn& c) {
-    std::vector<std::string> lines;
-    c.send_plain("220 mx.test.example ESMTP\r\n");
-    c.recv_plain_line();  // EHLO
-    c.send_plain("250-mx.test.example\r\n250 STARTTLS\r\n");
-    c.recv_plain_line();  // STARTTLS
-    c.send_plain("220 2.0.0 go ahead\r\n");
-    if (!c.start_tls()) return seen.set_value(lines);
-    bool ok = true;
-    while (ok) {
-      std::string line = c.read_line(&ok);
-      if (!ok) break;
-      lines.push_back(line);
-      if (line.rfind("EHLO", 0) == 0)
-        c.write("250-mx.test.example\r\n250 8BITMIME\r\n");
-      else if (line == "QUIT")
-        c.write("221 bye\r\n"), ok = false;
-      else
-        c.write("250 ok\r\n");
-    }
-    seen.set_value(lines);
-  };
-}
-}  // namespace
 
 TEST_F(MailTls, smtp_commands_pipelined_after_the_ris_starttls_are_discarded_and_the_same_after_tls_are_executed) {
-  std::promise<std::vector<std::string>> seen;
-  tk::TlsScriptServer upstream(script_options(), recording_smtp(seen));
-  const std::uint16_t port = start("smtp-starttls", upstream.port(), tls_yaml());
+  const std::uint16_t port = start_recording_smtp();
 
   {
     Client client(port);
@@ -168,15 +202,53 @@ TEST_F(MailTls, smtp_commands_pipelined_after_the_ris_starttls_are_discarded_and
     tls.send("QUIT\r\n");
     EXPECT_EQ(tls.read_line(), "221 bye");
   }  // the session ends with the client: its log line is written then
-  auto f = seen.get_future();
-  ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
-  const auto lines = f.get();
+  const auto lines = recorded();
   ASSERT_EQ(lines.size(), 4u) << testing::PrintToString(lines);
   EXPECT_EQ(lines[0].rfind("EHLO [127.0.0.1]", 0), 0u) << "orgproxy's own EHLO inside TLS";
   EXPECT_EQ(lines[1], "EHLO ris.local");
   EXPECT_EQ(lines[2], "MAIL FROM:<b@ris.local>");
   EXPECT_EQ(lines[3], "QUIT");
   EXPECT_TRUE(daemon_->wait_for_log("pipelined after its STARTTLS were discarded")) << daemon_->log();
+}
+
+TEST_F(MailTls, smtp_starttls_inside_tls_is_answered_503_by_orgproxy_in_reply_order_and_never_reaches_the_upstream) {
+  const std::uint16_t port = start_recording_smtp();
+  {
+    Client client(port);
+    greet(client);
+    client.send("STARTTLS\r\n");
+    EXPECT_EQ(client.read_line().rfind("220 ", 0), 0u);
+    TlsClient tls(client, ca(), &ris_cert_);
+    ASSERT_TRUE(tls.ok()) << daemon_->log();
+    tls.send("EHLO ris.local\r\n");
+    EXPECT_EQ(tls.read_until("250 ").find("STARTTLS"), std::string::npos);
+    // Pipelined (RFC 2920): the 503 comes after the reply to the command before it, from orgproxy.
+    tls.send("MAIL FROM:<a@ris.local>\r\nSTARTTLS\r\n");
+    EXPECT_EQ(tls.read_line(), "250 ok");
+    EXPECT_EQ(tls.read_line(), "503 5.5.1 TLS is active already (RFC 3207)");
+    // Message content that reads STARTTLS is content: relayed, not answered.
+    tls.send("RCPT TO:<b@hopital.mssante.example>\r\n");
+    EXPECT_EQ(tls.read_line(), "250 ok");
+    tls.send("DATA\r\n");
+    EXPECT_EQ(tls.read_line().rfind("354 ", 0), 0u);
+    tls.send("Subject: CR\r\n\r\nSTARTTLS\r\n.\r\n");
+    EXPECT_EQ(tls.read_line(), "250 2.0.0 queued");
+    // Positive control: the session goes on, relayed both ways.
+    tls.send("STARTTLS\r\nRSET\r\n");
+    EXPECT_EQ(tls.read_line(), "503 5.5.1 TLS is active already (RFC 3207)");
+    EXPECT_EQ(tls.read_line(), "250 ok");
+    tls.send("QUIT\r\n");
+    EXPECT_EQ(tls.read_line(), "221 bye");
+  }
+  std::vector<std::string> lines = recorded();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.front().rfind("EHLO [127.0.0.1]", 0), 0u) << "orgproxy's own EHLO inside TLS";
+  lines.erase(lines.begin());
+  const std::vector<std::string> expected{"EHLO ris.local", "MAIL FROM:<a@ris.local>",
+                                          "RCPT TO:<b@hopital.mssante.example>", "DATA", "| Subject: CR", "| ",
+                                          "| STARTTLS", "| .", "RSET", "QUIT"};
+  EXPECT_EQ(lines, expected) << "no STARTTLS command reached the upstream";
+  EXPECT_TRUE(daemon_->wait_for_log("2 STARTTLS command(s) inside TLS answered by orgproxy")) << daemon_->log();
 }
 
 TEST_F(MailTls, imap_login_pipelined_after_the_ris_starttls_is_not_executed_and_after_tls_it_is) {
@@ -207,14 +279,10 @@ TEST_F(MailTls, imap_login_pipelined_after_the_ris_starttls_is_not_executed_and_
 }
 
 TEST_F(MailTls, plaintext_commands_before_starttls_are_refused_when_tls_is_required_and_nothing_goes_upstream) {
-  std::promise<std::vector<std::string>> seen;
-  tk::TlsScriptServer upstream(script_options(), recording_smtp(seen));
-  const std::uint16_t port = start("smtp-starttls", upstream.port(), tls_yaml());
+  const std::uint16_t port = start_recording_smtp();
 
   Client client(port);
-  EXPECT_EQ(client.read_line().rfind("220 ", 0), 0u);
-  client.send("EHLO ris.local\r\n");
-  EXPECT_EQ(read_reply(client), "250-orgproxy\n250 STARTTLS\n");
+  greet(client);
   client.send("MAIL FROM:<a@ris.local>\r\n");
   EXPECT_EQ(client.read_line(), "530 5.7.0 Must issue a STARTTLS command first");
   client.send("QUIT\r\n");
@@ -222,26 +290,20 @@ TEST_F(MailTls, plaintext_commands_before_starttls_are_refused_when_tls_is_requi
   bool eof = false;
   client.read_to_eof(&eof);
   EXPECT_TRUE(eof);
-  EXPECT_EQ(upstream.accepted(), 0u) << "no upstream connection for a client that never did STARTTLS";
+  EXPECT_EQ(upstream_->accepted(), 0u) << "no upstream connection for a client that never did STARTTLS";
   EXPECT_TRUE(daemon_->wait_for_log("refused before STARTTLS")) << daemon_->log();
 }
 
 TEST_F(MailTls, plaintext_commands_are_relayed_when_starttls_is_optional) {
-  std::promise<std::vector<std::string>> seen;
-  tk::TlsScriptServer upstream(script_options(), recording_smtp(seen));
-  const std::uint16_t port = start("smtp-starttls", upstream.port(), tls_yaml("false"));
+  const std::uint16_t port = start_recording_smtp("false");
 
   Client client(port);
-  EXPECT_EQ(client.read_line().rfind("220 ", 0), 0u);
-  client.send("EHLO ris.local\r\n");
-  EXPECT_EQ(read_reply(client), "250-orgproxy\n250 STARTTLS\n");
+  greet(client);
   client.send("MAIL FROM:<a@ris.local>\r\n");
   EXPECT_EQ(client.read_line(), "250 ok");
   client.send("QUIT\r\n");
   EXPECT_EQ(client.read_line(), "221 bye");
-  auto f = seen.get_future();
-  ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
-  const auto lines = f.get();
+  const auto lines = recorded();
   ASSERT_EQ(lines.size(), 3u) << testing::PrintToString(lines);
   EXPECT_EQ(lines[1], "MAIL FROM:<a@ris.local>");
   EXPECT_EQ(lines[2], "QUIT");
@@ -273,4 +335,33 @@ TEST_F(MailTls, imap_login_before_starttls_is_refused_with_privacyrequired_and_a
     if (line.rfind("a1 ", 0) == 0) break;
   }
   EXPECT_NE(login.find("a1 OK"), std::string::npos) << login << daemon_->log() << dovecot.log();
+}
+
+TEST_F(MailTls, with_optional_starttls_curl_and_smtplib_deliver_in_plaintext_after_orgproxys_own_ehlo_answer) {
+  Aiosmtpd smtp(tmp_.subdir("aiosmtpd"), world_->upstream_server_cert(), ca());
+  const std::uint16_t port = start("smtp-starttls", smtp.port(), tls_yaml("false"));
+  // curl without --ssl / --ssl-reqd: plaintext to orgproxy, which binds the session at MAIL FROM.
+  auto sent = curl({"smtp://127.0.0.1:" + std::to_string(port), "--mail-from", "ris@site-a.mssante.example",
+                    "--mail-rcpt", "dr@hopital.mssante.example", "-T", message("CR-PLAIN-CURL")});
+  ASSERT_EQ(sent.exit_code, 0) << sent.output << daemon_->log() << smtp.log();
+  EXPECT_NE(read_text(smtp.spool() / "msg-1.eml").find("Subject: CR-PLAIN-CURL"), std::string::npos);
+  // Python's smtplib: its EHLO features are orgproxy's own (the upstream is not connected yet), so it
+  // sends plain MAIL FROM / RCPT TO / DATA, which the upstream accepts over orgproxy's TLS link. AUTH is
+  // not offered before STARTTLS (a client that needs it does STARTTLS, then the upstream answers EHLO).
+  const std::string script =
+      "import smtplib, sys\n"
+      "s = smtplib.SMTP('127.0.0.1', " + std::to_string(port) + ", timeout=60)\n"
+      "s.ehlo('ris.local')\n"
+      "print('features', sorted(s.esmtp_features))\n"
+      "s.sendmail('ris@site-a.mssante.example', ['dr@hopital.mssante.example'],\n"
+      "           'Subject: CR-PLAIN-SMTPLIB\\r\\n\\r\\nCompte rendu.\\r\\n')\n"
+      "try:\n    s.login('ris', 'secret')\nexcept smtplib.SMTPNotSupportedError:\n    print('no AUTH before STARTTLS')\n"
+      "s.quit()\n";
+  auto py = tk::run_command({kPython, "-c", script}, {}, 90s);
+  ASSERT_EQ(py.exit_code, 0) << py.output << daemon_->log() << smtp.log();
+  EXPECT_NE(py.output.find("features ['starttls']"), std::string::npos) << py.output;
+  EXPECT_NE(py.output.find("no AUTH before STARTTLS"), std::string::npos) << py.output;
+  EXPECT_NE(read_text(smtp.spool() / "msg-2.eml").find("Subject: CR-PLAIN-SMTPLIB"), std::string::npos);
+  const std::string peer = read_text(smtp.spool() / "peer-2.txt");
+  EXPECT_NE(peer.find("OU=" + std::string(kA)), std::string::npos) << "upstream, the site's certificate: " << peer;
 }

@@ -28,23 +28,16 @@ void write_text(const std::filesystem::path& path, const std::string& text) {
   ASSERT_TRUE(out.good()) << path;
 }
 
-class L4Dial : public ::testing::Test {
+class L4Dial : public L4Fixture {
  protected:
-  void SetUp() override {
-    world_ = std::make_unique<tk::SiteWorld>(tmp_.subdir("world"), tk::three_test_sites());
-    config_ = config_with_mssante(*world_);
-  }
-  tk::TlsScriptOptions upstream_options() const {
-    const auto& server = world_->upstream_server_cert();
-    return {server.chain.string(), server.key.string(), world_->pki().ca_bundle_pem().string(), 0};
-  }
+  L4Dial() : L4Fixture("l4-dial") {}
   /// A tunnel listener of site A named `name` to a new upstream `name` at `address`, with `extra_yaml`.
   void add_tunnel(const std::string& name, const std::string& address, const std::string& extra_yaml) {
-    auto up = l4_upstream(name, 0, world_->pki().ca_bundle_pem().string());
+    auto up = l4_upstream(name, 0, ca());
     up.address = address;
     up.extra_yaml = extra_yaml;
     config_.upstreams.push_back(up);
-    config_.l4_listeners.push_back({name, "tunnel", kA, name, 0, "", 0});
+    config_.l4_listeners.push_back({name, "tunnel", kA, name, 0, "", 0, ""});
   }
   void start(tk::OrgproxyStart start) {
     daemon_ = std::make_unique<tk::OrgproxyProcess>(tmp_.subdir("daemon"), config_, std::move(start));
@@ -69,11 +62,6 @@ class L4Dial : public ::testing::Test {
     if (!credentials.empty()) y += ", credentials_file: \"" + credentials.string() + "\"";
     return y + ", connect_timeout: 20s }\n";
   }
-
-  tk::TempDir tmp_{"l4-dial"};
-  std::unique_ptr<tk::SiteWorld> world_;
-  tk::OrgproxyConfig config_;
-  std::unique_ptr<tk::OrgproxyProcess> daemon_;
 };
 
 /// The upstream: answers "pong as <client subject>" to "ping", then close_notify and FIN.
@@ -91,7 +79,7 @@ tk::TlsScriptServer::Script pong_as_client() {
 }  // namespace
 
 TEST_F(L4Dial, tunnel_goes_through_the_authenticating_egress_proxy_and_a_refused_one_is_closed_with_the_407_logged) {
-  tk::TlsScriptServer upstream(upstream_options(), pong_as_client());
+  tk::TlsScriptServer upstream(script_options(), pong_as_client());
   tk::ConnectProxy egress({"ris-proxy:r1ght-Pw"});
   const auto right = tmp_.subdir("secrets") / "right";
   const auto wrong = tmp_.subdir("secrets") / "wrong";
@@ -129,7 +117,7 @@ TEST_F(L4Dial, tunnel_goes_through_the_authenticating_egress_proxy_and_a_refused
 }
 
 TEST_F(L4Dial, tunnel_goes_through_an_egress_proxy_without_authentication) {
-  tk::TlsScriptServer upstream(upstream_options(), pong_as_client());
+  tk::TlsScriptServer upstream(script_options(), pong_as_client());
   tk::ConnectProxy egress;
   const std::string target = "127.0.0.1:" + std::to_string(upstream.port());
   add_tunnel("mss-proxied", target, proxy_yaml(egress));
@@ -144,7 +132,7 @@ TEST_F(L4Dial, tunnel_goes_through_an_egress_proxy_without_authentication) {
 }
 
 TEST_F(L4Dial, tunnel_tries_every_address_of_its_upstream_name_in_turn_resolved_again_per_connection) {
-  tk::TlsScriptServer upstream(upstream_options(), pong_as_client());
+  tk::TlsScriptServer upstream(script_options(), pong_as_client());
   const auto hosts = tmp_.path() / "hosts";
   // 127.0.0.2 is loopback too, but the upstream listens on 127.0.0.1 only: a dead address.
   write_text(hosts, "mss.test.local 127.0.0.2\n");

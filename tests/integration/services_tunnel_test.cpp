@@ -23,42 +23,24 @@ namespace {
 
 constexpr std::size_t kMiB = 1024 * 1024;
 
-class L4Tunnel : public ::testing::Test {
+class L4Tunnel : public L4Fixture {
  protected:
-  void SetUp() override {
-    world_ = std::make_unique<tk::SiteWorld>(tmp_.subdir("world"), tk::three_test_sites());
-    config_ = config_with_mssante(*world_);
-  }
-  tk::TlsScriptOptions upstream_options(int max_version = 0) const {
-    const auto& server = world_->upstream_server_cert();
-    return {server.chain.string(), server.key.string(), world_->pki().ca_bundle_pem().string(), max_version};
-  }
+  L4Tunnel() : L4Fixture("l4-tunnel") {}
   // A tunnel listener for `tenant` to `server`, started with the daemon.
   void start(const tk::TlsScriptServer& server, const std::string& tenant = kA, const std::string& purpose = "mssante",
              const std::string& idle = "", unsigned max_connections = 0) {
-    auto up = l4_upstream("mss-imaps", server.port(), world_->pki().ca_bundle_pem().string());
+    auto up = l4_upstream("mss-imaps", server.port(), ca());
     up.purpose = purpose;
     config_.upstreams.push_back(up);
-    config_.l4_listeners.push_back({"mss-tunnel", "tunnel", tenant, "mss-imaps", 0, idle, max_connections});
+    config_.l4_listeners.push_back({"mss-tunnel", "tunnel", tenant, "mss-imaps", 0, idle, max_connections, ""});
     // Ready once its HTTP listener accepts: every listener is bound before the workers start. (No probe of
     // the tunnel port: a probe would be a tunnel.)
-    daemon_ = std::make_unique<tk::OrgproxyProcess>(tmp_.subdir("daemon"), config_, world_->daemon_start());
+    start_daemon();
   }
   std::uint16_t tunnel_port() const { return daemon_->config().l4_listeners.front().port; }
-
-  tk::TempDir tmp_{"l4-tunnel"};
-  std::unique_ptr<tk::SiteWorld> world_;
-  tk::OrgproxyConfig config_;
-  std::unique_ptr<tk::OrgproxyProcess> daemon_;
 };
 
-struct Seen {
-  std::string subject;
-  std::string version;
-  std::size_t received = 0;
-  bool clean_end = false;  // the client's end arrived as close_notify, not a bare FIN
-  bool equal = false;      // the bytes received were exactly the client's
-};
+using Seen = HalfCloseSeen;
 
 }  // namespace
 
@@ -66,22 +48,7 @@ TEST_F(L4Tunnel, client_half_close_becomes_close_notify_upstream_and_the_whole_r
   const std::string request = pattern(1 * kMiB, 7);
   const std::string reply = pattern(3 * kMiB, 11);
   std::promise<Seen> seen;
-  tk::TlsScriptServer upstream(upstream_options(), [&](tk::TlsScriptConn& c) {
-    Seen s;
-    if (c.start_tls()) {
-      s.subject = c.peer_subject();
-      s.version = c.version();
-      // Reads to the client's end first, as a request/response protocol that half-closes does; only then
-      // answers 3 MiB, close_notify and FIN.
-      const std::string got = c.read_to_end(&s.clean_end);
-      s.received = got.size();
-      s.equal = got == request;
-      c.write(reply);
-      c.close_notify();
-      c.shut_wr();
-    }
-    seen.set_value(s);
-  });
+  tk::TlsScriptServer upstream(script_options(), read_all_then_reply(request, reply, seen));
   start(upstream);
 
   Client client(tunnel_port());
@@ -111,7 +78,7 @@ TEST_F(L4Tunnel, upstream_close_notify_becomes_a_fin_to_the_client_whose_bytes_k
   const std::string reply = pattern(3 * kMiB, 3);
   const std::string late = pattern(1 * kMiB, 5);
   std::promise<Seen> seen;
-  tk::TlsScriptServer upstream(upstream_options(), [&](tk::TlsScriptConn& c) {
+  tk::TlsScriptServer upstream(script_options(), [&](tk::TlsScriptConn& c) {
     Seen s;
     if (c.start_tls()) {
       // The upstream finishes first: its whole answer, close_notify, FIN; then it keeps reading.
@@ -144,7 +111,7 @@ TEST_F(L4Tunnel, upstream_close_notify_becomes_a_fin_to_the_client_whose_bytes_k
 }
 
 TEST_F(L4Tunnel, a_thousand_tunnels_leave_the_daemons_descriptor_count_at_its_baseline) {
-  tk::TlsScriptServer upstream(upstream_options(), [](tk::TlsScriptConn& c) {
+  tk::TlsScriptServer upstream(script_options(), [](tk::TlsScriptConn& c) {
     if (!c.start_tls()) return;
     bool clean = false;
     const std::string got = c.read_to_end(&clean);
@@ -184,7 +151,7 @@ TEST_F(L4Tunnel, a_thousand_tunnels_leave_the_daemons_descriptor_count_at_its_ba
 }
 
 TEST_F(L4Tunnel, site_without_the_upstreams_identity_is_closed_before_any_upstream_connection) {
-  tk::TlsScriptServer upstream(upstream_options(), [](tk::TlsScriptConn& c) { c.start_tls(); });
+  tk::TlsScriptServer upstream(script_options(), [](tk::TlsScriptConn& c) { c.start_tls(); });
   start(upstream, kB, "insi-manu");  // no site has an insi-manu identity
   Client client(tunnel_port());
   client.send("hello\n");
@@ -198,7 +165,7 @@ TEST_F(L4Tunnel, site_without_the_upstreams_identity_is_closed_before_any_upstre
 TEST_F(L4Tunnel, site_with_the_identity_reaches_the_upstream_as_itself) {
   // Positive control of the test above: same shape, a site that has the purpose.
   std::promise<std::string> subject;
-  tk::TlsScriptServer upstream(upstream_options(), [&](tk::TlsScriptConn& c) {
+  tk::TlsScriptServer upstream(script_options(), [&](tk::TlsScriptConn& c) {
     subject.set_value(c.start_tls() ? c.peer_subject() : "");
     bool clean;
     c.read_to_end(&clean);
@@ -216,7 +183,7 @@ TEST_F(L4Tunnel, site_with_the_identity_reaches_the_upstream_as_itself) {
 }
 
 TEST_F(L4Tunnel, connection_over_max_connections_is_closed_and_a_freed_slot_admits_again) {
-  tk::TlsScriptServer upstream(upstream_options(), [](tk::TlsScriptConn& c) {
+  tk::TlsScriptServer upstream(script_options(), [](tk::TlsScriptConn& c) {
     if (!c.start_tls()) return;
     bool ok = false;
     for (std::string line = c.read_line(&ok); ok; line = c.read_line(&ok)) c.write(line + "\n");  // echo
@@ -252,7 +219,7 @@ TEST_F(L4Tunnel, connection_over_max_connections_is_closed_and_a_freed_slot_admi
 }
 
 TEST_F(L4Tunnel, silent_tunnel_is_closed_after_idle_timeout_while_a_talking_one_stays_open) {
-  tk::TlsScriptServer upstream(upstream_options(), [](tk::TlsScriptConn& c) {
+  tk::TlsScriptServer upstream(script_options(), [](tk::TlsScriptConn& c) {
     if (!c.start_tls()) return;
     bool ok = false;
     for (std::string line = c.read_line(&ok); ok; line = c.read_line(&ok)) c.write(line + "\n");

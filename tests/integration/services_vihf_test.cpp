@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "orgproxy/testkit/files.hpp"
+#include "orgproxy/testkit/soap_samples.hpp"
 #include "orgproxy/testkit/hash_upstream.hpp"
 #include "orgproxy/testkit/http_client.hpp"
 #include "orgproxy/testkit/orgproxy_process.hpp"
@@ -16,9 +17,6 @@ namespace tk = orgproxy::testkit;
 namespace {
 
 constexpr const char* kSoap = "application/soap+xml; charset=UTF-8";
-constexpr const char* kMtomType =
-    "multipart/related; type=\"application/xop+xml\"; start=\"<root.part@ris.local>\"; "
-    "start-info=\"application/soap+xml\"; boundary=\"uuid:0f1e2d3c-aaaa-bbbb-cccc-000000000001\"";
 constexpr const char* kA = "312345678200002";
 constexpr const char* kB = "498765432103017";
 
@@ -71,7 +69,7 @@ TEST_F(ServicesVihf, vihf_alone_selects_the_site_and_the_body_arrives_byte_for_b
     EXPECT_EQ(r.header("X-Body-Sha256"), tk::sha256_hex(xml));
 
     const std::string mtom = tk::load_sample("dmp-iti41-provide-and-register.mtom", id);
-    auto m = post(mtom, {}, kMtomType);
+    auto m = post(mtom, {}, tk::kIti41MtomContentType);
     ASSERT_EQ(m.status, 200) << id << "\n" << daemon_->log();
     EXPECT_EQ(m.header("X-Client-DN"), world_->site(id).identity("dmp").subject_dn);
     EXPECT_EQ(m.header("X-Body-Sha256"), tk::sha256_hex(mtom));
@@ -90,7 +88,8 @@ TEST_F(ServicesVihf, vihf_naming_another_site_is_refused_and_nothing_is_forwarde
   start();
   const std::string xml_b = tk::load_sample("dmp-iti41-provide-and-register.xml", kB);
   const std::string mtom_b = tk::load_sample("dmp-iti41-provide-and-register.mtom", kB);
-  for (const auto& [body, type] : {std::pair{xml_b, std::string(kSoap)}, std::pair{mtom_b, std::string(kMtomType)}}) {
+  for (const auto& [body, type] :
+       {std::pair{xml_b, std::string(kSoap)}, std::pair{mtom_b, std::string(tk::kIti41MtomContentType)}}) {
     auto r = post(body, {{"X-Orgproxy-Tenant", kA}}, type);
     EXPECT_EQ(r.status, 403) << daemon_->log();
     EXPECT_EQ(r.header("X-Orgproxy-Error"), "vihf_mismatch");
@@ -102,7 +101,7 @@ TEST_F(ServicesVihf, vihf_naming_another_site_is_refused_and_nothing_is_forwarde
   // Positive control: the same requests under the site they name go through.
   auto ok = post(xml_b, {{"X-Orgproxy-Tenant", kB}});
   ASSERT_EQ(ok.status, 200) << daemon_->log();
-  auto ok_mtom = post(mtom_b, {{"X-Orgproxy-Tenant", kB}}, kMtomType);
+  auto ok_mtom = post(mtom_b, {{"X-Orgproxy-Tenant", kB}}, tk::kIti41MtomContentType);
   ASSERT_EQ(ok_mtom.status, 200) << daemon_->log();
   EXPECT_EQ(ok_mtom.header("X-Body-Sha256"), tk::sha256_hex(mtom_b));
   EXPECT_EQ(dmp_->requests(), 2u);

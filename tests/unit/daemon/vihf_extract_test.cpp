@@ -8,6 +8,7 @@
 
 #include "orgproxy/daemon/vihf.hpp"
 #include "orgproxy/testkit/files.hpp"
+#include "orgproxy/testkit/soap_samples.hpp"
 
 namespace orgproxy::daemon {
 namespace {
@@ -16,9 +17,6 @@ namespace tk = orgproxy::testkit;
 using Status = VihfScan::Status;
 
 constexpr const char* kSiteA = "312345678200002";
-constexpr const char* kMtomType =
-    "multipart/related; type=\"application/xop+xml\"; start=\"<root.part@ris.local>\"; "
-    "start-info=\"application/soap+xml\"; boundary=\"uuid:0f1e2d3c-aaaa-bbbb-cccc-000000000001\"";
 
 std::string replace_once(std::string s, const std::string& from, const std::string& to) {
   auto at = s.find(from);
@@ -52,7 +50,7 @@ TEST(VihfExtract, a_prefix_ending_inside_the_header_is_incomplete_and_one_past_i
 
 TEST(VihfExtract, mtom_root_part_is_found_by_its_content_id_and_read) {
   const std::string body = tk::load_sample("dmp-iti41-provide-and-register.mtom", kSiteA);
-  SoapEnvelopeSpan span = soap_envelope_of(kMtomType, body, true);
+  SoapEnvelopeSpan span = soap_envelope_of(tk::kIti41MtomContentType, body, true);
   ASSERT_TRUE(span.ok) << span.error;
   EXPECT_TRUE(span.envelope_complete);
   VihfScan s = scan_vihf(span.envelope, span.envelope_complete);
@@ -60,13 +58,14 @@ TEST(VihfExtract, mtom_root_part_is_found_by_its_content_id_and_read) {
   EXPECT_EQ(s.vihf.structure_id, kSiteA);
 
   // A 2 KiB prefix stops before the assertion ends: more bytes needed, not an error.
-  SoapEnvelopeSpan partial = soap_envelope_of(kMtomType, std::string_view(body).substr(0, 2048), false);
+  SoapEnvelopeSpan partial =
+      soap_envelope_of(tk::kIti41MtomContentType, std::string_view(body).substr(0, 2048), false);
   ASSERT_TRUE(partial.ok);
   EXPECT_FALSE(partial.envelope_complete);
   EXPECT_EQ(scan_vihf(partial.envelope, false).status, Status::incomplete);
 
   // A start that names no part: an error once the whole body was seen.
-  std::string wrong_start = replace_once(kMtomType, "root.part@ris.local", "other@ris.local");
+  std::string wrong_start = replace_once(tk::kIti41MtomContentType, "root.part@ris.local", "other@ris.local");
   SoapEnvelopeSpan none = soap_envelope_of(wrong_start, body, true);
   EXPECT_FALSE(none.ok);
   EXPECT_NE(none.error.find("other@ris.local"), std::string::npos) << none.error;

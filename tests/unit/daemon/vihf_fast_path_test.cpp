@@ -12,6 +12,7 @@
 
 #include "orgproxy/daemon/vihf.hpp"
 #include "orgproxy/testkit/files.hpp"
+#include "orgproxy/testkit/soap_samples.hpp"
 
 namespace orgproxy::daemon {
 namespace {
@@ -20,9 +21,6 @@ namespace tk = orgproxy::testkit;
 using Status = VihfScan::Status;
 
 constexpr const char* kSiteA = "312345678200002";
-constexpr const char* kMtomType =
-    "multipart/related; type=\"application/xop+xml\"; start=\"<root.part@ris.local>\"; "
-    "start-info=\"application/soap+xml\"; boundary=\"uuid:0f1e2d3c-aaaa-bbbb-cccc-000000000001\"";
 
 // What the gate does with a scan where the VIHF is only checked (vihf_gate.cpp read_vihf).
 enum class Decision { forward, check_vihf, refuse };
@@ -79,7 +77,7 @@ std::string dmp() { return tk::load_sample("dmp-iti41-provide-and-register.xml",
 std::string insi() { return tk::load_sample("insi-rechercher-ins-avec-traits-identite.xml", kSiteA); }
 std::string mtom_root() {
   static const std::string body = tk::load_sample("dmp-iti41-provide-and-register.mtom", kSiteA);
-  SoapEnvelopeSpan span = soap_envelope_of(kMtomType, body, true);
+  SoapEnvelopeSpan span = soap_envelope_of(tk::kIti41MtomContentType, body, true);
   EXPECT_TRUE(span.ok && span.envelope_complete);
   return std::string(span.envelope);
 }
