@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include "certificate_prefetch.hpp"
 #include "identity.hpp"
 #include "key_index.hpp"
 #include "orgproxy/keystore/keystore.hpp"
@@ -98,11 +99,15 @@ class KeystoreImpl final : public Keystore {
     out.reserve(specs.size());
     const auto now = std::chrono::system_clock::now();
     SharedCertificates shared;  // one parsed copy of each intermediate CA certificate for this load
-    CaCertificateCache ca_certificates;  // ... and CA certificates of cert: files parsed once
-    for (const IdentitySpec& spec : specs) {
+    // Certificate files are read and checked on a second thread meanwhile (CA certificates parsed once).
+    CertificatePrefetch certificates(specs, now);
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const IdentitySpec& spec = specs[i];
       IdentityLoad load;
       try {
-        load.identity = load_one(spec, now, index, key_lookup, certificates_on_tokens, shared, ca_certificates);
+        std::optional<CertificatePrefetch::Result> file_chain;
+        if (!spec.cert_file.empty()) file_chain = certificates.take(i);
+        load.identity = load_one(spec, now, index, key_lookup, certificates_on_tokens, shared, file_chain);
       } catch (const KeystoreError& e) {
         load.error = "tenant " + spec.tenant_id + ", purpose " + spec.purpose + ": " + e.what();
       }
@@ -194,17 +199,18 @@ class KeystoreImpl final : public Keystore {
     return pin_;
   }
 
-  /// Throws KeystoreError with the reason; the caller prefixes tenant and purpose.
+  /// Throws KeystoreError with the reason; the caller prefixes tenant and purpose. `file_chain`: the spec's
+  /// certificate file, read and checked (CertificatePrefetch), when it has one.
   IdentityPtr load_one(const IdentitySpec& spec, std::chrono::system_clock::time_point now,
                        std::map<Token*, TokenIndex>& index, std::map<Token*, KeyObjectIndex>& key_lookup,
-                       bool with_certificates, SharedCertificates& shared, CaCertificateCache& ca_certificates) {
+                       bool with_certificates, SharedCertificates& shared,
+                       std::optional<CertificatePrefetch::Result>& file_chain) {
     const bool cert_on_token = spec.cert_file.empty();
     CertificateChain chain;
     if (!cert_on_token) {
-      chain = read_certificate_chain(spec.cert_file, ca_certificates);
-      if (!chain.leaf) throw KeystoreError(chain.error);
-      if (std::string why = check_certificate(chain.leaf.get(), spec, now); !why.empty())
-        throw KeystoreError(spec.cert_file + ": " + why);
+      if (!file_chain) throw KeystoreError("certificate file " + spec.cert_file + " was not read");
+      if (!file_chain->error.empty()) throw KeystoreError(file_chain->error);
+      chain = std::move(file_chain->chain);
     }
     if (spec.key.rfind("pkcs11:", 0) != 0) {
       if (cert_on_token) throw KeystoreError("a PEM key file needs a certificate file (cert:)");

@@ -163,6 +163,42 @@ TEST(KeystoreLoad, missing_key_and_missing_certificate_are_reported_per_identity
   EXPECT_TRUE(loads[3].identity) << loads[3].error;  // one bad identity never stops the others
 }
 
+// Certificate files are read on a second thread while the token is indexed (CertificatePrefetch): a load
+// of many specs, good and bad mixed, must give each spec exactly the outcome it gets loaded on its own
+// (one spec: no thread), in spec order.
+TEST(KeystoreLoad, certificate_files_read_ahead_give_each_identity_the_outcome_of_its_own_load) {
+  KeystoreWorld world;
+  auto key = world.key(KeyType::ec_p256, 1);
+  auto good = world.identity(key, kTenantA);
+  auto wrong_ou = good;
+  wrong_ou.tenant_id = kTenantB;
+  auto no_cert = good;
+  no_cert.cert_file = (world.tmp / "missing.pem").string();
+  auto no_key = good;
+  no_key.key = world.token.uri_for(std::string("\x09", 1));
+  std::vector<IdentitySpec> specs;
+  for (int i = 0; i < 12; ++i)
+    for (const IdentitySpec* s : {&good, &wrong_ou, &no_cert, &good, &no_key}) specs.push_back(*s);
+  auto keystore = Keystore::open(world.options());
+  auto together = keystore->load_identities(specs);
+  ASSERT_EQ(together.size(), specs.size());
+  int loaded = 0;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    auto alone = keystore->load_identities({specs[i]});
+    ASSERT_EQ(alone.size(), 1u);
+    EXPECT_EQ(static_cast<bool>(together[i].identity), static_cast<bool>(alone[0].identity)) << "spec " << i;
+    EXPECT_EQ(together[i].error, alone[0].error) << "spec " << i;
+    if (together[i].identity) {
+      ++loaded;
+      EXPECT_EQ(X509_cmp(together[i].identity->certificate(), alone[0].identity->certificate()), 0);
+    }
+  }
+  EXPECT_EQ(loaded, 24) << "positive control: the good specs load";
+  EXPECT_THAT(together[1].error, HasSubstr("OU '312345678200002' is not the tenant id '498765432103017'"));
+  EXPECT_THAT(together[2].error, HasSubstr("cannot read certificate file"));
+  EXPECT_THAT(together[4].error, HasSubstr("no private key matches"));
+}
+
 TEST(KeystoreLoad, expired_and_not_yet_valid_certificates_are_refused) {
   KeystoreWorld world;
   auto key = world.key(KeyType::rsa2048, 1);
