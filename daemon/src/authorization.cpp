@@ -53,7 +53,8 @@ std::string sha256_hex(std::string_view token) {
 namespace {
 
 // The token of `Authorization: Bearer <token>` (RFC 6750 §2.1), or "".
-std::string_view bearer_token(const http::fields& fields) {
+template <class Fields>
+std::string_view bearer_token(const Fields& fields) {
   auto it = fields.find(http::field::authorization);
   if (it == fields.end()) return {};
   std::string_view v = trim_ows(it->value());
@@ -62,11 +63,10 @@ std::string_view bearer_token(const http::fields& fields) {
   return trim_ows(v.substr(kScheme.size()));
 }
 
-}  // namespace
-
-ClientDecision authorize_client(const std::vector<config::Client>& clients, const PeerAddress& peer,
-                                const http::fields& fields, std::string_view tenant, std::string_view upstream,
-                                const PeerCertificate* cert) {
+template <class Fields>
+ClientDecision authorize_client_of(const std::vector<config::Client>& clients, const PeerAddress& peer,
+                                   const Fields& fields, std::string_view tenant, std::string_view upstream,
+                                   const PeerCertificate* cert) {
   ClientDecision d;
   if (clients.empty()) {
     d.allowed = true;
@@ -108,6 +108,20 @@ ClientDecision authorize_client(const std::vector<config::Client>& clients, cons
   }
   d.reason = "no client rule matches this request";
   return d;
+}
+
+}  // namespace
+
+ClientDecision authorize_client(const std::vector<config::Client>& clients, const PeerAddress& peer,
+                                const http::fields& fields, std::string_view tenant, std::string_view upstream,
+                                const PeerCertificate* cert) {
+  return authorize_client_of(clients, peer, fields, tenant, upstream, cert);
+}
+
+ClientDecision authorize_client(const std::vector<config::Client>& clients, const PeerAddress& peer,
+                                const HeadFields& fields, std::string_view tenant, std::string_view upstream,
+                                const PeerCertificate* cert) {
+  return authorize_client_of(clients, peer, fields, tenant, upstream, cert);
 }
 
 ClientLimiter::ClientLimiter(const std::vector<config::Client>& clients, const ClientLimiter* previous)

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <limits>
 #include <optional>
+#include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
@@ -42,7 +43,7 @@ class SessionRegistration {
   std::list<Worker::SessionEntry>::iterator it_;
 };
 
-std::string_view method_text(const http::request_parser<http::buffer_body>& req) {
+std::string_view method_text(const RequestParser& req) {
   return req.get().method_string();
 }
 
@@ -101,9 +102,9 @@ asio::awaitable<bool> handle_request(Exchange& x, const TenantSelector& selector
   if (vihf.abort) co_return false;
   if (vihf.error != ErrorCode::none) co_return co_await answer_error(x, vihf.error, vihf.detail, false);
 
-  Selection sel = selector.select({&head, parts->path, x.source_tenant,
+  Selection sel = selector.select({nullptr, parts->path, x.source_tenant,
                                    x.vihf ? std::string_view(x.vihf->structure_id) : std::string_view{},
-                                   x.cert_tenant.tenant, x.cert_tenant.conflict});
+                                   x.cert_tenant.tenant, x.cert_tenant.conflict, &head});
   if (sel.error != ErrorCode::none) co_return co_await answer_error(x, sel.error, sel.reason, true);
   x.record.tenant = sel.tenant_id;  // a view into the request: valid until the head is rewritten below
   const TenantState* tenant = x.rt->find_tenant(sel.tenant_id);
@@ -195,6 +196,10 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   std::string record_method, record_path, upstream_target;
   std::string wire;                    // message heads serialized for one-write exchanges (forward.cpp)
   beast::flat_buffer upstream_read_buffer;  // lent to the upstream connection of each request
+  // The fields of each request head and of each upstream response head: no malloc per header field.
+  // Both live in the session's coroutine frame; each is reset before a head is parsed into it.
+  HeadArena request_arena;
+  HeadArena response_arena;
   std::string given_request_id;  // the client's X-Request-Id, copied: the head is rewritten before forwarding
   boost::system::error_code peer_ec;
   const PeerAddress peer = PeerAddress::from(down.socket().remote_endpoint(peer_ec).address());
@@ -239,7 +244,9 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
   while (!worker.stopping()) {
     follow_reload();
 
-    http::request_parser<http::buffer_body> req;
+    // The previous request's parser is gone (it lives in this loop's scope): its arena starts afresh.
+    request_arena.reset();
+    RequestParser req{std::piecewise_construct, std::tuple<>{}, std::make_tuple(request_arena.allocator())};
     req.header_limit(static_cast<std::uint32_t>(listener->max_header_bytes + 4));
     // Beast's default (1 MB) would refuse large Content-Lengths while parsing the head, as a framing
     // error; the route's own limit is applied once the route is known (413, C10).
@@ -310,6 +317,7 @@ asio::awaitable<void> run_downstream_session(Worker& worker, ListenerSlot& slot,
     x.source_tenant = source_tenant_for_peer;
     x.wire = &wire;
     x.upstream_read_buffer = &upstream_read_buffer;
+    x.response_arena = &response_arena;
     x.peer_cert = peer_cert ? &*peer_cert : nullptr;
     x.cert_tenant = cert_tenant_for_peer;
     bool keep = co_await handle_request(x, *selector);

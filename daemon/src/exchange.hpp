@@ -15,6 +15,7 @@
 
 #include "orgproxy/daemon/access_log.hpp"
 #include "orgproxy/daemon/authorization.hpp"
+#include "orgproxy/daemon/head_fields.hpp"
 #include "orgproxy/daemon/runtime.hpp"
 #include "orgproxy/daemon/vihf.hpp"
 #include "orgproxy/daemon/worker.hpp"
@@ -28,6 +29,9 @@ inline constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Relay buffer per session: bounds the memory a streamed body takes, whatever its size (C10).
 inline constexpr std::size_t kRelayBufferBytes = 16 * 1024;
+
+/// The parser of a client's request: its fields live in the session's request HeadArena.
+using RequestParser = boost::beast::http::request_parser<boost::beast::http::buffer_body, HeadAllocator>;
 
 /// The client a downstream connection is counted against (`max_connections`), with the snapshot whose
 /// counters hold it. Released when the connection ends or its requests move to another client/snapshot.
@@ -48,7 +52,7 @@ struct Exchange {
   const config::Listener& listener;
   DownstreamStream& down;  ///< plain TCP or TLS (downstream_stream.hpp)
   boost::beast::flat_buffer& down_buffer;
-  boost::beast::http::request_parser<boost::beast::http::buffer_body>& req;
+  RequestParser& req;
   char* relay;  ///< kRelayBufferBytes
   std::string_view request_id;
   AccessRecord& record;
@@ -75,6 +79,7 @@ struct Exchange {
   /// upstream connection serves the request (pooled connections keep none while idle).
   std::string* wire = nullptr;
   boost::beast::flat_buffer* upstream_read_buffer = nullptr;
+  HeadArena* response_arena = nullptr;  ///< the fields of the upstream's response heads (forward.cpp)
   // Set by routing before forward():
   const UpstreamState* upstream = nullptr;
   const keystore::Identity* identity = nullptr;

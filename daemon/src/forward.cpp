@@ -109,11 +109,11 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
 
   // 2. Request head, then the body streamed while the response head is awaited (full duplex).
   prepare_upstream_request(x);
-  std::optional<http::response_parser<http::buffer_body>> res;
-  new_response_parser(res, x.is_head);
+  std::optional<ResponseParser> res;
+  new_response_parser(res, x.is_head, *x.response_arena);
   bool request_complete = true;
   {
-    http::serializer<true, http::buffer_body> sr{x.req.get()};
+    RequestSerializer sr{x.req.get()};
     if (x.req.is_done() || prefilled > 0) {
       StepResult step;
       if (x.req.is_done() && !x.req.get().chunked() && x.wire) {
@@ -152,7 +152,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
 
   // 3. Further heads: 1xx interim answers are dropped, never taken as final (C05a).
   while (res->get().result_int() < 200) {
-    new_response_parser(res, x.is_head);
+    new_response_parser(res, x.is_head, *x.response_arena);
     HeadRead hr = co_await read_head(conn->stream, conn->buffer, *res, kMaxResponseHeadBytes, kMaxResponseFields,
                                      u.first_byte_timeout, u.first_byte_timeout, false, kUpstreamReadBytes);
     if (head_failed(hr, *res, out)) co_return out;
@@ -194,7 +194,7 @@ asio::awaitable<ForwardOutcome> forward(Exchange& x) {
   msg.keep_alive(keep_down);
   x.record.status = msg.result_int();
 
-  http::serializer<false, http::buffer_body> sr{msg};
+  ResponseSerializer sr{msg};
   if (x.wire && (!body_expected || whole_body > 0)) {
     x.wire->clear();
     append_response_head(*x.wire, msg);

@@ -19,8 +19,10 @@
 
 namespace orgproxy::daemon {
 
-using ResponseParser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
-using RequestSerializer = boost::beast::http::serializer<true, boost::beast::http::buffer_body>;
+/// An upstream response's parser: its fields live in the session's response HeadArena.
+using ResponseParser = boost::beast::http::response_parser<boost::beast::http::buffer_body, HeadAllocator>;
+using RequestSerializer = boost::beast::http::serializer<true, boost::beast::http::buffer_body, HeadFields>;
+using ResponseSerializer = boost::beast::http::serializer<false, boost::beast::http::buffer_body, HeadFields>;
 
 inline constexpr std::size_t kMaxResponseHeadBytes = 64 * 1024;
 inline constexpr std::size_t kMaxResponseFields = 200;
@@ -37,22 +39,26 @@ void client_body_failure(ForwardOutcome& out, const boost::system::error_code& e
 bool head_failed(const HeadRead& hr, const ResponseParser& res, ForwardOutcome& out);
 
 /// A fresh response parser: head limit kMaxResponseHeadBytes, no body limit (bodies are streamed), no
-/// body expected when answering HEAD.
-void new_response_parser(std::optional<ResponseParser>& res, bool is_head);
+/// body expected when answering HEAD. Its fields are drawn from `arena`, reset first (the previous
+/// parser in `res`, if any, is destroyed before): each head (1xx interim ones included) starts from an
+/// empty arena, so a stream of interim answers cannot grow it.
+void new_response_parser(std::optional<ResponseParser>& res, bool is_head, HeadArena& arena);
 
 /// The request head exactly as Beast's serializer writes it ("<method> <target> HTTP/1.1", fields, empty
 /// line; RFC 9112 §2.1, §3), appended to `out`.
-void append_request_head(std::string& out, const boost::beast::http::request<boost::beast::http::buffer_body>& m);
+void append_request_head(std::string& out,
+                         const boost::beast::http::request<boost::beast::http::buffer_body, HeadFields>& m);
 
 /// The response head exactly as Beast's serializer writes it ("HTTP/X.Y ### <reason>": the upstream's
 /// reason, else the standard one; fields; empty line), appended to `out`.
-void append_response_head(std::string& out, const boost::beast::http::response<boost::beast::http::buffer_body>& m);
+void append_response_head(std::string& out,
+                          const boost::beast::http::response<boost::beast::http::buffer_body, HeadFields>& m);
 
 /// Parses a length-delimited body wholly present in `buffer` into `relay` (kRelayBufferBytes). Returns the
 /// bytes parsed when the message is then complete, 0 otherwise (nothing consumed: the streaming path
 /// applies). A chunked body never qualifies: its framing is rewritten on the way.
 template <bool isRequest>
-inline std::size_t take_buffered_body(boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
+inline std::size_t take_buffered_body(boost::beast::http::parser<isRequest, boost::beast::http::buffer_body, HeadAllocator>& p,
                                       boost::beast::flat_buffer& buffer,
                                       char* relay, boost::system::error_code& ec) {
   if (p.is_done() || p.get().chunked()) return 0;

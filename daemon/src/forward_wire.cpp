@@ -1,6 +1,8 @@
 // The one-write path's pieces (forward.cpp): message heads serialized into a session-owned string, so that
 // a small message leaves as one buffer (one TLS record, one sendmsg), and the acceptance of response heads.
 #include <limits>
+#include <tuple>
+#include <utility>
 
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/message.hpp>
@@ -17,7 +19,7 @@ ErrorCode upstream_io_error(const boost::system::error_code& ec) {
 }
 
 // Refusal of a response head: transport error / timeout, malformed framing, or 101.
-bool head_failed(const HeadRead& hr, const http::response_parser<http::buffer_body>& res, ForwardOutcome& out) {
+bool head_failed(const HeadRead& hr, const ResponseParser& res, ForwardOutcome& out) {
   if (hr.ec) {
     out.error = upstream_io_error(hr.ec);
     out.detail = "reading response head: " + hr.ec.message();
@@ -36,8 +38,10 @@ bool head_failed(const HeadRead& hr, const http::response_parser<http::buffer_bo
   return false;
 }
 
-void new_response_parser(std::optional<http::response_parser<http::buffer_body>>& res, bool is_head) {
-  res.emplace();
+void new_response_parser(std::optional<ResponseParser>& res, bool is_head, HeadArena& arena) {
+  res.reset();
+  arena.reset();
+  res.emplace(std::piecewise_construct, std::tuple<>{}, std::make_tuple(arena.allocator()));
   res->header_limit(static_cast<std::uint32_t>(kMaxResponseHeadBytes));
   res->body_limit(std::numeric_limits<std::uint64_t>::max());
   if (is_head) res->skip(true);
@@ -46,7 +50,7 @@ void new_response_parser(std::optional<http::response_parser<http::buffer_body>>
 namespace {
 
 // Fields in order, then the empty line, exactly as Beast's serializer writes them (RFC 9112 §2.1).
-void append_fields(std::string& out, const http::fields& f) {
+void append_fields(std::string& out, const HeadFields& f) {
   for (const auto& field : f) {
     out.append(field.name_string());
     out.append(": ");
@@ -59,7 +63,7 @@ void append_fields(std::string& out, const http::fields& f) {
 }  // namespace
 
 // The request head as Beast's serializer writes it: "<method> <target> HTTP/1.1\r\n" and the fields.
-void append_request_head(std::string& out, const http::request<http::buffer_body>& m) {
+void append_request_head(std::string& out, const http::request<http::buffer_body, HeadFields>& m) {
   out.append(m.method_string());
   out.push_back(' ');
   out.append(m.target());
@@ -73,7 +77,7 @@ void append_request_head(std::string& out, const http::request<http::buffer_body
 
 // The response head as Beast's serializer writes it: "HTTP/X.Y ### <reason>\r\n" (the upstream's reason,
 // else the standard one) and the fields.
-void append_response_head(std::string& out, const http::response<http::buffer_body>& m) {
+void append_response_head(std::string& out, const http::response<http::buffer_body, HeadFields>& m) {
   const unsigned code = m.result_int();
   const char line[] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + m.version() / 10), '.',
                        static_cast<char>('0' + m.version() % 10), ' ', static_cast<char>('0' + code / 100),

@@ -122,7 +122,10 @@ HeadScan scan_head(std::string_view bytes, std::size_t max_bytes, std::size_t ma
   return r;
 }
 
-const char* check_request_framing(const http::fields& fields, unsigned version) {
+namespace {
+
+template <class Fields>
+const char* check_request_framing_of(const Fields& fields, unsigned version) {
   std::size_t te_count = 0;
   std::size_t host_count = 0;
   for (auto const& f : fields) {
@@ -141,7 +144,8 @@ const char* check_request_framing(const http::fields& fields, unsigned version) 
   return "";
 }
 
-void remove_hop_by_hop(http::fields& fields, std::string_view also_remove) {
+template <class Fields>
+void remove_hop_by_hop_of(Fields& fields, std::string_view also_remove) {
   // Runs twice per request: one pass to collect the names listed in Connection, one pass erasing by
   // iterator, instead of a name lookup in the field set for each of the ten kinds of hop-by-hop field.
   std::array<std::string_view, 8> named_fixed;
@@ -187,6 +191,24 @@ void remove_hop_by_hop(http::fields& fields, std::string_view also_remove) {
     it = hop ? fields.erase(it) : std::next(it);
   }
   if (has_connection) fields.erase(http::field::connection);
+}
+
+}  // namespace
+
+const char* check_request_framing(const http::fields& fields, unsigned version) {
+  return check_request_framing_of(fields, version);
+}
+
+const char* check_request_framing(const HeadFields& fields, unsigned version) {
+  return check_request_framing_of(fields, version);
+}
+
+void remove_hop_by_hop(http::fields& fields, std::string_view also_remove) {
+  remove_hop_by_hop_of(fields, also_remove);
+}
+
+void remove_hop_by_hop(HeadFields& fields, std::string_view also_remove) {
+  remove_hop_by_hop_of(fields, also_remove);
 }
 
 namespace {

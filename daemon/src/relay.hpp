@@ -25,6 +25,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "async_util.hpp"
+#include "orgproxy/daemon/tls_socket_stream.hpp"
 #include "read_head.hpp"
 
 namespace orgproxy::daemon {
@@ -44,10 +45,10 @@ inline bool has_bare_lf(const boost::beast::flat_buffer& pending) {
 /// body whose framing line ends in a bare LF fails at once with http::error::bad_chunk instead of waiting
 /// (until the read deadline) for a CRLF that never comes. Errors: those of the stream and the parser
 /// (need_buffer: `p`'s body buffer is full).
-template <class In, bool isRequest>
+template <class In, bool isRequest, class Allocator>
 boost::asio::awaitable<boost::system::error_code> read_body_some(
     In& in, boost::beast::flat_buffer& buffer,
-    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p) {
+    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body, Allocator>& p) {
   namespace asio = boost::asio;
   namespace http = boost::beast::http;
   for (;;) {
@@ -102,15 +103,15 @@ struct BodyPace {
 /// `prefilled`: body bytes the caller already parsed into `buf`; written first (with the head, when the
 /// serializer has not written it yet: one write instead of two). `pace` (request bodies): reads end at its
 /// deadline when that comes before `in_timeout` (StepResult::too_slow).
-template <bool isRequest, class In, class Out>
-boost::asio::awaitable<StepResult> relay_body(In& in, boost::beast::flat_buffer& in_buffer,
-                                              boost::beast::http::parser<isRequest, boost::beast::http::buffer_body>& p,
-                                              boost::beast::http::serializer<isRequest, boost::beast::http::buffer_body>& sr,
-                                              Out& out, char* buf, std::size_t buf_size,
-                                              std::chrono::milliseconds in_timeout,
-                                              std::chrono::milliseconds out_timeout, std::uint64_t& bytes,
-                                              const bool* stop = nullptr, std::size_t prefilled = 0,
-                                              const BodyPace* pace = nullptr) {
+template <bool isRequest, class In, class Out, class Allocator>
+boost::asio::awaitable<StepResult> relay_body(
+    In& in, boost::beast::flat_buffer& in_buffer,
+    boost::beast::http::parser<isRequest, boost::beast::http::buffer_body, Allocator>& p,
+    boost::beast::http::serializer<isRequest, boost::beast::http::buffer_body,
+                                   boost::beast::http::basic_fields<Allocator>>& sr,
+    Out& out, char* buf, std::size_t buf_size, std::chrono::milliseconds in_timeout,
+    std::chrono::milliseconds out_timeout, std::uint64_t& bytes, const bool* stop = nullptr,
+    std::size_t prefilled = 0, const BodyPace* pace = nullptr) {
   namespace asio = boost::asio;
   namespace http = boost::beast::http;
   StepResult r;
@@ -184,7 +185,8 @@ struct HeadWaiter {
   HeadRead result;
   /// Streams whose pending operations are cancelled when a final head arrives: an upstream that answers
   /// early may have stopped reading (our write would block) and the client need not finish its body.
-  boost::beast::tcp_stream* cancel_on_final[2] = {nullptr, nullptr};
+  TlsSocketStream* cancel_upstream_on_final = nullptr;
+  boost::beast::tcp_stream* cancel_downstream_on_final = nullptr;
 
   /// Starts reading one head from `stream` into `parser`. `timeout` bounds the read (pass a long one and
   /// enforce the real deadline with wait(): a pending read's deadline cannot be moved). The caller must
@@ -200,9 +202,10 @@ struct HeadWaiter {
           final_or_failed = result.ec || result.parse_ec || result.status != HeadScan::Status::complete ||
                             parser.get().result_int() >= 200;
           done = true;
-          if (final_or_failed)
-            for (auto* s : cancel_on_final)
-              if (s) s->cancel();
+          if (final_or_failed) {
+            if (cancel_upstream_on_final) cancel_upstream_on_final->cancel();
+            if (cancel_downstream_on_final) cancel_downstream_on_final->cancel();
+          }
           wake.cancel();
         },
         boost::asio::detached);

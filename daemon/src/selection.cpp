@@ -47,18 +47,26 @@ Selection TenantSelector::select(const SelectionInput& in) const {
       return ambiguous("tenant selectors disagree (client certificate)");
   }
 
-  if (header_enabled_ && in.fields) {
+  if (header_enabled_ && (in.head_fields || in.fields)) {
     // Every occurrence counts: two differing selection headers are ambiguous, not "first wins".
-    for (auto const& f : *in.fields) {
-      if (!boost::beast::iequals(f.name_string(), header_name_)) continue;
-      auto value = trim_ows(f.value());
-      if (value.empty()) {
-        s.error = ErrorCode::bad_request;
-        s.reason = "empty tenant selection header";
-        return s;
+    // Returns none when every occurrence agreed, else the refusal (with s.reason set).
+    auto header_votes = [&](const auto& fields) -> ErrorCode {
+      for (auto const& f : fields) {
+        if (!boost::beast::iequals(f.name_string(), header_name_)) continue;
+        auto value = trim_ows(f.value());
+        if (value.empty()) {
+          s.reason = "empty tenant selection header";
+          return ErrorCode::bad_request;
+        }
+        if (!vote(value)) {
+          s.reason = "tenant selectors disagree (header)";
+          return ErrorCode::tenant_ambiguous;
+        }
       }
-      if (!vote(value)) return ambiguous("tenant selectors disagree (header)");
-    }
+      return ErrorCode::none;
+    };
+    s.error = in.head_fields ? header_votes(*in.head_fields) : header_votes(*in.fields);
+    if (s.error != ErrorCode::none) return s;
   }
 
   if (path_enabled_) {

@@ -47,7 +47,14 @@ bool valid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
   while (p < end) {
-    // Runs of ASCII first: the common case, 8 bytes at a time.
+    // Runs of ASCII first: the common case (a SOAP envelope is mostly ASCII), 32 bytes at a time (four
+    // words OR-ed: one test and one branch per 32 bytes), then 8.
+    while (end - p >= 32) {
+      std::uint64_t w[4];
+      std::memcpy(w, p, 32);
+      if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ULL) break;
+      p += 32;
+    }
     while (end - p >= 8) {
       std::uint64_t w;
       std::memcpy(&w, p, 8);

@@ -107,6 +107,26 @@ TEST(HopByHop, connection_and_every_field_it_names_are_removed_case_insensitivel
   EXPECT_EQ(left, (std::vector<std::string>{"Host", "SOAPAction", "Content-Type"}));
 }
 
+// The data path's heads live in a HeadArena (head_fields.hpp): the same rules apply to them.
+TEST(HopByHop, arena_fields_get_the_same_framing_checks_and_removal) {
+  HeadArena arena;
+  HeadFields f(arena.allocator());
+  f.insert("Host", "p");
+  f.insert("Connection", "keep-alive, X-Debug-Trace");
+  f.insert("X-Debug-Trace", "1");
+  f.insert("Transfer-Encoding", "chunked");
+  f.insert("Upgrade", "h2c");
+  f.insert("X-Orgproxy-Tenant", "312345678200002");
+  f.insert("SOAPAction", "\"urn:x\"");
+  EXPECT_STREQ(check_request_framing(f, 11), "");
+  remove_hop_by_hop(f, "X-Orgproxy-Tenant");
+  std::vector<std::string> left;
+  for (auto const& field : f) left.emplace_back(field.name_string());
+  EXPECT_EQ(left, (std::vector<std::string>{"Host", "SOAPAction"}));
+  f.insert("Host", "q");
+  EXPECT_STREQ(check_request_framing(f, 11), "Host repeated");
+}
+
 TEST(HopByHop, many_named_fields_are_all_removed) {
   auto r = request_with({{"Connection", "a, b, c, d, e, f, g, h, i, j"}, {"Host", "p"}});
   for (char c = 'a'; c <= 'j'; ++c) r.insert(std::string(1, c), "1");

@@ -72,6 +72,51 @@ TEST(TenantSelection, differing_repeated_headers_are_ambiguous_identical_ones_ag
   EXPECT_EQ(sel.select(request(differ, "/dmp")).error, ErrorCode::tenant_ambiguous);
 }
 
+// The data path parses heads into a HeadArena (head_fields): the same votes as plain fields, the arena's
+// copy taking precedence; the arena reused after reset() for the next request holds only that request's fields.
+TEST(TenantSelection, header_selector_reads_arena_fields_like_plain_fields) {
+  auto l = listener_with({config::SelectorKind::header});
+  TenantSelector sel(l);
+  HeadArena arena;
+  {
+    HeadFields agree(arena.allocator());
+    agree.insert("X-Orgproxy-Tenant", kTenantA);
+    agree.insert("X-Other", "between");
+    agree.insert("x-orgproxy-tenant", std::string(kTenantA) + "\t");
+    SelectionInput in{nullptr, "/dmp"};
+    in.head_fields = &agree;
+    auto s = sel.select(in);
+    EXPECT_EQ(s.error, ErrorCode::none);
+    EXPECT_EQ(s.tenant_id, kTenantA);
+    // Plain fields naming another tenant are not consulted when the arena's are given.
+    http::fields other;
+    other.insert("X-Orgproxy-Tenant", kTenantB);
+    in.fields = &other;
+    EXPECT_EQ(sel.select(in).tenant_id, kTenantA);
+  }
+  arena.reset();
+  {
+    HeadFields differ(arena.allocator());
+    differ.insert("X-Orgproxy-Tenant", kTenantA);
+    differ.insert("X-Orgproxy-Tenant", kTenantB);
+    SelectionInput in{nullptr, "/dmp"};
+    in.head_fields = &differ;
+    EXPECT_EQ(sel.select(in).error, ErrorCode::tenant_ambiguous);
+  }
+  arena.reset();
+  {
+    HeadFields empty_value(arena.allocator());
+    empty_value.insert("X-Orgproxy-Tenant", " ");
+    SelectionInput in{nullptr, "/dmp"};
+    in.head_fields = &empty_value;
+    EXPECT_EQ(sel.select(in).error, ErrorCode::bad_request);
+    HeadFields none(arena.allocator());
+    none.insert("X-Other", "1");
+    in.head_fields = &none;
+    EXPECT_EQ(sel.select(in).error, ErrorCode::tenant_missing);
+  }
+}
+
 TEST(TenantSelection, header_and_path_must_agree) {
   auto l = listener_with({config::SelectorKind::header, config::SelectorKind::path});
   TenantSelector sel(l);

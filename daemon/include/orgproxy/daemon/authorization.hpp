@@ -13,6 +13,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/beast/http/fields.hpp>
 
+#include "orgproxy/daemon/head_fields.hpp"
+
 #include "orgproxy/config/config.hpp"
 #include "orgproxy/daemon/downstream_tls.hpp"
 
@@ -45,6 +47,10 @@ struct ClientDecision {
 ClientDecision authorize_client(const std::vector<config::Client>& clients, const PeerAddress& peer,
                                 const boost::beast::http::fields& fields, std::string_view tenant,
                                 std::string_view upstream, const PeerCertificate* cert = nullptr);
+/// The same, for a head parsed into a HeadArena (the data path).
+ClientDecision authorize_client(const std::vector<config::Client>& clients, const PeerAddress& peer,
+                                const HeadFields& fields, std::string_view tenant, std::string_view upstream,
+                                const PeerCertificate* cert = nullptr);
 
 /// Lower-case hex SHA-256 of `token` (what `bearer_sha256` holds).
 std::string sha256_hex(std::string_view token);

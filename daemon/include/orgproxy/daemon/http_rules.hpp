@@ -11,6 +11,8 @@
 
 #include <boost/beast/http/fields.hpp>
 
+#include "orgproxy/daemon/head_fields.hpp"
+
 namespace orgproxy::daemon {
 
 /// `s` without leading/trailing SP and HTAB (RFC 9110 §5.6.3 OWS).
@@ -36,12 +38,16 @@ HeadScan scan_head(std::string_view bytes, std::size_t max_bytes, std::size_t ma
 /// `chunked, chunked`, `gzip, chunked` are refused); exactly one Host field on HTTP/1.1, none empty.
 /// Returns "" when acceptable, else the reason (static text).
 const char* check_request_framing(const boost::beast::http::fields& fields, unsigned version);
+/// The same, for a head parsed into a HeadArena (the data path).
+const char* check_request_framing(const HeadFields& fields, unsigned version);
 
 /// Removes the hop-by-hop fields of RFC 9110 §7.6.1: Connection and every field it names
 /// (case-insensitive), Keep-Alive, TE, Trailer, Transfer-Encoding (the serializer re-frames), Upgrade,
 /// Proxy-Authorization, Proxy-Connection. Also removes `also_remove` when non-empty (the tenant
 /// selection header).
 void remove_hop_by_hop(boost::beast::http::fields& fields, std::string_view also_remove = {});
+/// The same, for a head parsed into a HeadArena (the data path).
+void remove_hop_by_hop(HeadFields& fields, std::string_view also_remove = {});
 
 /// Host and optional port of a Host header value; IPv6 literals without their brackets.
 struct HostPort {

@@ -7,6 +7,8 @@
 
 #include <boost/beast/http/fields.hpp>
 
+#include "orgproxy/daemon/head_fields.hpp"
+
 #include "orgproxy/config/config.hpp"
 #include "orgproxy/daemon/error_response.hpp"
 
@@ -22,6 +24,9 @@ struct SelectionInput {
   /// connection (downstream_tls.hpp client_cert_tenant), and whether those rules disagreed among themselves.
   std::string_view client_cert_tenant;
   bool client_cert_conflict = false;
+  /// The request header fields when parsed into a HeadArena (the data path); used instead of `fields`
+  /// when set.
+  const HeadFields* head_fields = nullptr;
 };
 
 /// The outcome: the tenant id (a view into the request or the listener config) and the path to route
