@@ -83,7 +83,8 @@ TEST(TenantSelection, header_selector_reads_arena_fields_like_plain_fields) {
     agree.insert("X-Orgproxy-Tenant", kTenantA);
     agree.insert("X-Other", "between");
     agree.insert("x-orgproxy-tenant", std::string(kTenantA) + "\t");
-    SelectionInput in{nullptr, "/dmp"};
+    SelectionInput in;
+    in.path = "/dmp";
     in.head_fields = &agree;
     auto s = sel.select(in);
     EXPECT_EQ(s.error, ErrorCode::none);
@@ -99,7 +100,8 @@ TEST(TenantSelection, header_selector_reads_arena_fields_like_plain_fields) {
     HeadFields differ(arena.allocator());
     differ.insert("X-Orgproxy-Tenant", kTenantA);
     differ.insert("X-Orgproxy-Tenant", kTenantB);
-    SelectionInput in{nullptr, "/dmp"};
+    SelectionInput in;
+    in.path = "/dmp";
     in.head_fields = &differ;
     EXPECT_EQ(sel.select(in).error, ErrorCode::tenant_ambiguous);
   }
@@ -107,7 +109,8 @@ TEST(TenantSelection, header_selector_reads_arena_fields_like_plain_fields) {
   {
     HeadFields empty_value(arena.allocator());
     empty_value.insert("X-Orgproxy-Tenant", " ");
-    SelectionInput in{nullptr, "/dmp"};
+    SelectionInput in;
+    in.path = "/dmp";
     in.head_fields = &empty_value;
     EXPECT_EQ(sel.select(in).error, ErrorCode::bad_request);
     HeadFields none(arena.allocator());
