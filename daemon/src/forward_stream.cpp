@@ -85,12 +85,13 @@ asio::awaitable<bool> stream_request(Exchange& x, UpstreamConnection& conn, Requ
     }
   }
   if (!early_final) {
-    waiter.cancel_on_final[0] = &upstream_tcp;
-    waiter.cancel_on_final[1] = &x.down.tcp();
+    waiter.cancel_upstream_on_final = &conn.stream;
+    waiter.cancel_downstream_on_final = &x.down.tcp();
     StepResult step = co_await relay_body(x.down, x.down_buffer, x.req, sr, conn.stream, x.relay,
                                           kRelayBufferBytes, x.listener.idle_timeout, u.first_byte_timeout,
                                           x.record.bytes_in, &waiter.final_or_failed, 0, &pace);
-    waiter.cancel_on_final[0] = waiter.cancel_on_final[1] = nullptr;
+    waiter.cancel_upstream_on_final = nullptr;
+    waiter.cancel_downstream_on_final = nullptr;
     const bool answered_early = waiter.done && !waiter.result.ec && !waiter.result.parse_ec &&
                                 waiter.result.status == HeadScan::Status::complete &&
                                 res->get().result_int() >= 200;

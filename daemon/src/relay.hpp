@@ -25,6 +25,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "async_util.hpp"
+#include "orgproxy/daemon/tls_socket_stream.hpp"
 #include "read_head.hpp"
 
 namespace orgproxy::daemon {
@@ -184,7 +185,8 @@ struct HeadWaiter {
   HeadRead result;
   /// Streams whose pending operations are cancelled when a final head arrives: an upstream that answers
   /// early may have stopped reading (our write would block) and the client need not finish its body.
-  boost::beast::tcp_stream* cancel_on_final[2] = {nullptr, nullptr};
+  TlsSocketStream* cancel_upstream_on_final = nullptr;
+  boost::beast::tcp_stream* cancel_downstream_on_final = nullptr;
 
   /// Starts reading one head from `stream` into `parser`. `timeout` bounds the read (pass a long one and
   /// enforce the real deadline with wait(): a pending read's deadline cannot be moved). The caller must
@@ -200,9 +202,10 @@ struct HeadWaiter {
           final_or_failed = result.ec || result.parse_ec || result.status != HeadScan::Status::complete ||
                             parser.get().result_int() >= 200;
           done = true;
-          if (final_or_failed)
-            for (auto* s : cancel_on_final)
-              if (s) s->cancel();
+          if (final_or_failed) {
+            if (cancel_upstream_on_final) cancel_upstream_on_final->cancel();
+            if (cancel_downstream_on_final) cancel_downstream_on_final->cancel();
+          }
           wake.cancel();
         },
         boost::asio::detached);

@@ -15,6 +15,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
@@ -29,18 +30,18 @@ using tcp = asio::ip::tcp;
 
 bool UpstreamConnection::clean_after_exchange() const {
   if (buffer.size() != 0) return false;
-  SSL* ssl = const_cast<UpstreamConnection&>(*this).stream.native_handle();
-  if (SSL_pending(ssl) > 0 || (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) return false;
-  // Bytes handed to OpenSSL but not yet processed (e.g. a close_notify read along with the last record).
-  if (BIO* rbio = SSL_get_rbio(ssl); rbio && BIO_ctrl_pending(rbio) > 0) return false;
-  return beast::get_lowest_layer(const_cast<UpstreamConnection&>(*this).stream).socket().is_open();
+  // Bytes OpenSSL read ahead but did not process yet count too (e.g. a close_notify read along with the
+  // last record).
+  if (stream.has_buffered_input() || (SSL_get_shutdown(stream.native_handle()) & SSL_RECEIVED_SHUTDOWN))
+    return false;
+  return stream.socket().is_open();
 }
 
 bool UpstreamConnection::reusable() const {
   if (!clean_after_exchange()) return false;
-  auto& sock = beast::get_lowest_layer(const_cast<UpstreamConnection&>(*this).stream).socket();
+  const int fd = const_cast<UpstreamConnection&>(*this).stream.socket().native_handle();
   char probe;
-  ssize_t n = ::recv(sock.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  ssize_t n = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) return false;  // FIN: the upstream closed while idle
   if (n > 0) return false;   // unsolicited bytes (close_notify alert, garbage): not a clean idle connection
   return errno == EAGAIN || errno == EWOULDBLOCK;
@@ -67,7 +68,8 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
   // back to a full one): nothing of the request is written yet, so one fresh attempt without the session.
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto conn = std::make_unique<UpstreamConnection>(ex, ctx);
-    auto& tcp_layer = beast::get_lowest_layer(conn->stream);
+    // Connected (and tunnelled) with beast::tcp_stream's timeouts, then the socket goes to the TLS stream.
+    beast::tcp_stream tcp_layer(ex);
     const auto connect_started = std::chrono::steady_clock::now();
     ConnectOutcome c = co_await connect_upstream(tcp_layer, u.host, up.port_text, u.connect_timeout,
                                                  up.proxy ? &*up.proxy : nullptr);
@@ -79,6 +81,7 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
       co_return r;
     }
 
+    conn->stream.attach(tcp_layer.release_socket());
     SSL* ssl = conn->stream.native_handle();
     if (std::string why = keystore::present_identity(
             ssl, identity, u.tls_min == config::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
@@ -103,11 +106,12 @@ asio::awaitable<DialResult> dial_upstream(const Runtime& rt, const UpstreamState
       offered = copy && SSL_set_session(ssl, copy.get()) == 1;
     }
 
-    tcp_layer.expires_after(u.handshake_timeout);
+    conn->stream.expires_after(u.handshake_timeout);
     const auto handshake_started = std::chrono::steady_clock::now();
-    auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, nothrow);
+    auto [hec] = co_await conn->stream.async_handshake(nothrow);
     r.handshake_ms = ms_since(handshake_started);
     if (!hec) {
+      conn->stream.expires_never();
       metrics().observe_handshake(u.name, ErrorCode::none, r.handshake_ms / 1000.0);
       spdlog::debug("upstream {} tenant {}: {} handshake done, session {}", u.name, identity.tenant_id(),
                     SSL_get_version(ssl), SSL_session_reused(ssl) ? "resumed" : "new");
@@ -157,24 +161,24 @@ void release_upstream(UpstreamPool& pool, const PoolKey& key, std::unique_ptr<Up
                       const config::Upstream& up) {
   // The FIN check (a system call) is left to the next acquire, which must make it anyway.
   if (!conn || !conn->clean_after_exchange()) return;
-  beast::get_lowest_layer(conn->stream).expires_never();
-  // The read buffer (a TLS record's worth while in use) is given back while idle: thousands of pooled
-  // connections would otherwise hold 16 KB each for nothing.
+  conn->stream.expires_never();
+  // The read buffer (a TLS record's worth while in use) and OpenSSL's record buffers are given back while
+  // idle: thousands of pooled connections would otherwise hold 16 KB + 34 KB each for nothing.
   conn->buffer.shrink_to_fit();
+  conn->stream.release_buffers();
   pool.release(key, std::move(conn), UpstreamPool::Clock::now() + up.idle_timeout, up.max_idle_per_key);
 }
 
 namespace {
 asio::awaitable<void> close_cleanly(std::shared_ptr<UpstreamConnection> conn, std::function<void()> on_closed) {
-  auto& tcp_layer = beast::get_lowest_layer(conn->stream);
-  tcp_layer.expires_after(kCloseNotifyBudget);
+  conn->stream.expires_after(kCloseNotifyBudget);
   // Either outcome ends the connection: the peer's close_notify, its FIN, a reset or the budget.
   auto [ec] = co_await conn->stream.async_shutdown(nothrow);
   if (ec && ec != asio::error::eof && ec != asio::ssl::error::stream_truncated && ec != beast::error::timeout)
     spdlog::debug("upstream TLS close: {}", ec.message());
   boost::system::error_code ignored;
-  tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  tcp_layer.close();
+  conn->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  conn->stream.close();
   conn.reset();
   if (on_closed) on_closed();
 }
@@ -182,8 +186,7 @@ asio::awaitable<void> close_cleanly(std::shared_ptr<UpstreamConnection> conn, st
 
 void retire_upstream(std::unique_ptr<UpstreamConnection> conn, std::function<void()> on_closed) {
   if (!conn) return;
-  auto& tcp_layer = beast::get_lowest_layer(conn->stream);
-  if (!tcp_layer.socket().is_open() ||
+  if (!conn->stream.socket().is_open() ||
       (SSL_get_shutdown(conn->stream.native_handle()) & (SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN))) {
     conn.reset();
     if (on_closed) on_closed();

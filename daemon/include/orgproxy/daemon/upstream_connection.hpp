@@ -10,13 +10,12 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "orgproxy/daemon/error_response.hpp"
 #include "orgproxy/daemon/keyed_pool.hpp"
 #include "orgproxy/daemon/metrics.hpp"
 #include "orgproxy/daemon/runtime.hpp"
+#include "orgproxy/daemon/tls_socket_stream.hpp"
 
 namespace orgproxy::daemon {
 
@@ -26,7 +25,9 @@ struct UpstreamConnection {
   ~UpstreamConnection() { metrics().upstream_connection_closed(); }
 
   SslContextPtr ctx;  ///< keeps the SSL_CTX alive as long as the connection
-  boost::beast::ssl_stream<boost::beast::tcp_stream> stream;
+  /// OpenSSL on the socket itself (no BIO pair); beast::get_lowest_layer(stream) is the stream itself,
+  /// with beast::tcp_stream's expiry calls.
+  TlsSocketStream stream;
   boost::beast::flat_buffer buffer;  ///< upstream read buffer; must be empty for the connection to be pooled
   std::uint64_t requests = 0;
   /// The TLS session this connection last stored under its pool key (a reference): stored again only when
