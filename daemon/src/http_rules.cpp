@@ -7,6 +7,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/rfc7230.hpp>
@@ -24,14 +28,29 @@ std::string_view trim_ows(std::string_view s) {
 
 namespace {
 
-// The index of the first CR, LF or NUL in [from, end), else `end`: 8 bytes at a time (SWAR: a byte of
-// w ^ pattern is zero where the byte matches; the classic has-zero-byte test), then byte by byte. A head
-// is mostly field text between line ends, so this replaces three compares per byte with a few per word.
+// The index of the first CR, LF or NUL in [from, end), else `end`: 16 bytes at a time with SSE2, then 8
+// (SWAR: a byte of w ^ pattern is zero where the byte matches; the classic has-zero-byte test), then byte
+// by byte. A head is mostly field text between line ends: a few instructions per block, not three
+// compares per byte.
 std::size_t find_special(const char* p, std::size_t from, std::size_t end) {
   constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
   constexpr std::uint64_t cr = ones * '\r', lf = ones * '\n';
   auto has_zero = [](std::uint64_t v) { return (v - ones) & ~v & highs; };
   std::size_t i = from;
+#if defined(__SSE2__)
+  // 16 bytes per step where SSE2 is there (every x86-64): three byte compares and a mask whose lowest set
+  // bit is the answer, instead of a word test and then a byte-by-byte search for which byte matched.
+  {
+    const __m128i v_cr = _mm_set1_epi8('\r'), v_lf = _mm_set1_epi8('\n'), v_nul = _mm_setzero_si128();
+    for (; i + 16 <= end; i += 16) {
+      const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      const __m128i hit =
+          _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, v_cr), _mm_cmpeq_epi8(w, v_lf)), _mm_cmpeq_epi8(w, v_nul));
+      if (const auto mask = static_cast<unsigned>(_mm_movemask_epi8(hit)); mask != 0)
+        return i + static_cast<std::size_t>(__builtin_ctz(mask));
+    }
+  }
+#endif
   for (; i + 8 <= end; i += 8) {
     std::uint64_t w;
     std::memcpy(&w, p + i, 8);

@@ -45,6 +45,25 @@ TEST(HeadScan, whitespace_before_colon_and_nul_are_refused) {  // C03 (e)
   EXPECT_EQ(scan("GET / HTTP/1.1\r\nno-colon-here\r\n\r\n").status, Status::malformed);
 }
 
+// The scan looks at blocks of 16 and 8 bytes, then single bytes: a forbidden byte is found wherever it sits
+// in a long line (block starts, ends, tails), and the same line without it is accepted.
+TEST(HeadScan, nul_bare_lf_and_bare_cr_are_found_at_every_offset_of_a_long_line) {
+  const std::string start = "POST /dmp/registry HTTP/1.1\r\n";
+  const std::string value(61, 'v');
+  const std::string clean = start + "X-Long: " + value + "\r\nHost: p\r\n\r\n";
+  EXPECT_EQ(scan_head(clean, 8192, 100).status, HeadScan::Status::complete);
+  EXPECT_EQ(scan_head(clean, 8192, 100).head_bytes, clean.size());
+  for (std::size_t at = 0; at < value.size(); ++at) {
+    for (char bad : {'\0', '\n', '\r'}) {
+      std::string v = value;
+      v[at] = bad;
+      const std::string head = start + "X-Long: " + v + "\r\nHost: p\r\n\r\n";
+      EXPECT_EQ(scan_head(head, 8192, 100).status, HeadScan::Status::malformed)
+          << "byte " << int(bad) << " at offset " << at;
+    }
+  }
+}
+
 TEST(HeadScan, limits_on_bytes_and_field_count_give_too_large) {
   std::string many = "GET / HTTP/1.1\r\n";
   for (int i = 0; i < 5; ++i) many += "X-F" + std::to_string(i) + ": v\r\n";
