@@ -134,38 +134,47 @@ class TlsSocketStream {
   boost::system::error_code end_wait(const boost::system::error_code& wait_ec);
 
   /// State machine of one operation: try, wait for readiness when OpenSSL asks, try again. A result
-  /// available at once is posted, never delivered from inside the initiating call.
-  struct IoOp {
+  /// available at once is posted, never delivered from inside the initiating call. `WithSize`: the
+  /// completion carries the byte count (read, write) or only the error (handshake, shutdown).
+  template <bool WithSize>
+  struct Op {
     TlsSocketStream* s;
     Kind kind;
-    void* data;
-    std::size_t size;
+    void* data = nullptr;
+    std::size_t size = 0;
     enum class State { starting, waiting, posted } state = State::starting;
     boost::system::error_code ec{};
     std::size_t n = 0;
 
     template <class Self>
-    void operator()(Self& self, boost::system::error_code wait_ec = {}) {
-      if (state == State::posted) {
+    void finish(Self& self) {
+      if constexpr (WithSize) {
         self.complete(ec, n);
-        return;
+      } else {
+        self.complete(ec);
       }
+    }
+
+    template <class Self>
+    void operator()(Self& self, boost::system::error_code wait_ec = {}) {
+      if (state == State::posted) return finish(self);
       if (state == State::waiting) {
         ec = s->end_wait(wait_ec);
         if (ec) {
-          self.complete(ec, std::size_t(0));
-          return;
+          n = 0;
+          return finish(self);
         }
       }
-      Step step = (kind != Kind::write && kind != Kind::read) || size > 0 ? s->perform(kind, data, size, n, ec)
-                                                                          : Step::done;
+      // A read or write of nothing completes at once without touching OpenSSL.
+      const bool no_bytes = (kind == Kind::read || kind == Kind::write) && size == 0;
+      Step step = no_bytes ? Step::done : s->perform(kind, data, size, n, ec);
       if (step != Step::done && !s->begin_wait(ec)) step = Step::done;
       if (step == Step::done) {
         if (state == State::starting) {
           state = State::posted;
           boost::asio::post(std::move(self));
         } else {
-          self.complete(ec, n);
+          finish(self);
         }
         return;
       }
@@ -178,52 +187,14 @@ class TlsSocketStream {
   template <class Token>
   auto start_io(Kind kind, void* data, std::size_t size, Token&& token) {
     return boost::asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
-        IoOp{this, kind, data, size}, token, socket());
+        Op<true>{this, kind, data, size}, token, socket());
   }
 
   template <class Token>
   auto start_simple(Kind kind, Token&& token) {
-    return boost::asio::async_compose<Token, void(boost::system::error_code)>(
-        SimpleOp{this, kind}, token, socket());
+    return boost::asio::async_compose<Token, void(boost::system::error_code)>(Op<false>{this, kind}, token,
+                                                                              socket());
   }
-
-  /// IoOp for the operations completing with an error code only.
-  struct SimpleOp {
-    TlsSocketStream* s;
-    Kind kind;
-    enum class State { starting, waiting, posted } state = State::starting;
-    boost::system::error_code ec{};
-
-    template <class Self>
-    void operator()(Self& self, boost::system::error_code wait_ec = {}) {
-      if (state == State::posted) {
-        self.complete(ec);
-        return;
-      }
-      if (state == State::waiting) {
-        ec = s->end_wait(wait_ec);
-        if (ec) {
-          self.complete(ec);
-          return;
-        }
-      }
-      std::size_t n = 0;
-      Step step = s->perform(kind, nullptr, 0, n, ec);
-      if (step != Step::done && !s->begin_wait(ec)) step = Step::done;
-      if (step == Step::done) {
-        if (state == State::starting) {
-          state = State::posted;
-          boost::asio::post(std::move(self));
-        } else {
-          self.complete(ec);
-        }
-        return;
-      }
-      state = State::waiting;
-      s->socket().async_wait(step == Step::want_read ? socket_type::wait_read : socket_type::wait_write,
-                             std::move(self));
-    }
-  };
 
   std::shared_ptr<Impl> impl_;
 };
