@@ -237,14 +237,19 @@ TEST_F(TlsHandshake, two_threads_handshake_concurrently_with_keys_on_the_same_to
   EXPECT_EQ(wrong.load(), 0);
 }
 
-TEST(TlsHandshakeWithoutPss, token_without_pss_caps_rsa_identity_at_tls12_pkcs1) {
+// A SoftHSM token whose RSA keys cannot sign PSS (every PSS mechanism disabled).
+testkit::SoftHsmConfig softhsm_without_pss() {
   testkit::SoftHsmConfig config;
   config.mechanisms =
       "-CKM_RSA_PKCS_PSS,CKM_RSA_PKCS_PSS,CKM_SHA1_RSA_PKCS_PSS,CKM_SHA224_RSA_PKCS_PSS,CKM_SHA256_RSA_PKCS_PSS,"
       "CKM_SHA384_RSA_PKCS_PSS,CKM_SHA512_RSA_PKCS_PSS";
   // softhsm2.conf(5): one leading '-' makes it a list of disabled mechanisms. SoftHSM 2.6.1 ignores the first
   // entry of such a list (measured with pkcs11-tool -M), hence CKM_RSA_PKCS_PSS twice.
-  KeystoreWorld world(config);
+  return config;
+}
+
+TEST(TlsHandshakeWithoutPss, token_without_pss_caps_rsa_identity_at_tls12_pkcs1) {
+  KeystoreWorld world(softhsm_without_pss());
   auto server = world.pki.issue_server_cert("upstream", {"dmp.test.local"}, {});
   auto key = world.key(KeyType::rsa2048, 1);
   auto keystore = Keystore::open(world.options());
@@ -296,11 +301,7 @@ TEST_F(TlsHandshake, shared_context_presents_each_connections_own_identity) {
 }
 
 TEST(TlsHandshakeWithoutPss, shared_context_caps_an_rsa_identity_without_pss_per_connection) {
-  testkit::SoftHsmConfig config;
-  config.mechanisms =
-      "-CKM_RSA_PKCS_PSS,CKM_RSA_PKCS_PSS,CKM_SHA1_RSA_PKCS_PSS,CKM_SHA224_RSA_PKCS_PSS,CKM_SHA256_RSA_PKCS_PSS,"
-      "CKM_SHA384_RSA_PKCS_PSS,CKM_SHA512_RSA_PKCS_PSS";
-  KeystoreWorld world(config);
+  KeystoreWorld world(softhsm_without_pss());
   auto server = world.pki.issue_server_cert("upstream", {"dmp.test.local"}, {});
   auto key = world.key(KeyType::rsa2048, 1);
   auto keystore = Keystore::open(world.options());
